@@ -1,0 +1,40 @@
+# Set-up is implicit: every target creates .venv and installs the project if needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: run demo test bench lint install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install            ## live Binance (wss://stream.binance.com:9443)
+	$(BIN)/binance-live $(ARGS)
+
+demo: install           ## the bundled local exchange, no network needed
+	$(BIN)/binance-live --demo $(ARGS)
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/python bench/bus_throughput.py
+
+lint: install-test
+	$(BIN)/ruff check engine tui tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,334 @@
+"""Callback bus: fan-out of market events to consumers that can never stall the feed.
+
+Publishing only appends to each interested consumer's own bounded queue (or calls an
+``inline`` consumer directly), so the receive path costs the same whatever the
+consumers do. Each consumer declares what happens when its queue is full:
+
+* ``drop-oldest`` – a ring buffer: the oldest queued event is discarded (default);
+* ``drop-newest`` – the incoming event is discarded, the queue keeps its backlog;
+* ``keep-latest`` – conflation: only the newest event per (type, symbol) is kept, which
+  suits displays and models that need the current state, not every tick.
+
+Drops are counted per consumer. Async callbacks run in an asyncio task, sync callbacks
+in a thread of their own (so a blocking ML model cannot freeze the event loop), and
+``inline`` sync callbacks run on the publish path (for cheap, trusted work such as
+counters or book maintenance). An exception in a callback is counted, logged once per
+exception type, and the consumer carries on with the next event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from engine.models import Event
+
+log = logging.getLogger("binance_live.bus")
+
+_EMPTY = object()
+
+Callback = Callable[[Any], Any] | Callable[[Any], Awaitable[Any]]
+
+
+class Overflow(StrEnum):
+    DROP_OLDEST = "drop-oldest"
+    DROP_NEWEST = "drop-newest"
+    KEEP_LATEST = "keep-latest"
+
+
+class Mode(StrEnum):
+    INLINE = "inline"
+    TASK = "task"
+    THREAD = "thread"
+
+
+@dataclass(frozen=True)
+class ConsumerStats:
+    name: str
+    mode: str
+    policy: str
+    capacity: int
+    delivered: int
+    dropped: int
+    errors: int
+    queued: int
+    max_queued: int
+    lag_ms: float
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+
+class Consumer:
+    """One subscriber: its callback, queue, overflow policy and counters."""
+
+    def __init__(self, bus: Bus, callback: Callback, name: str, kinds: tuple[type, ...] | None,
+                 policy: Overflow, capacity: int, mode: Mode, batch: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.bus = bus
+        self.callback = callback
+        self.name = name
+        self.kinds = kinds
+        self.policy = policy
+        self.capacity = capacity
+        self.mode = mode
+        self.batch = batch
+        self.is_async = inspect.iscoroutinefunction(callback)
+        self.delivered = 0
+        self.dropped = 0
+        self.errors = 0
+        self.max_queued = 0
+        self.lag_ns = 0
+        self.error_kinds: dict[str, int] = {}
+        self._queue: deque[Any] = deque()
+        self._latest: dict[tuple[type, str], Any] = {}
+        self._waiter: asyncio.Future[None] | None = None
+        self._thread_idle = False
+        self._wake = threading.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        if mode is Mode.INLINE:
+            self.offer = self._call_inline  # type: ignore[method-assign]
+        elif policy is Overflow.KEEP_LATEST:
+            self.offer = self._offer_latest  # type: ignore[method-assign]
+
+    # -- publish side (hot path) --------------------------------------------------------
+
+    def offer(self, event: Any) -> None:
+        queue = self._queue
+        if len(queue) >= self.capacity:
+            self.dropped += 1
+            if self.policy is Overflow.DROP_NEWEST:
+                return
+            queue.popleft()
+        queue.append(event)
+        self._wake_worker()
+
+    def _offer_latest(self, event: Any) -> None:
+        key = (type(event), getattr(event, "symbol", ""))
+        latest = self._latest
+        if key in latest:
+            self.dropped += 1  # superseded, conflated away
+            del latest[key]
+        elif len(latest) >= self.capacity:
+            self.dropped += 1
+            del latest[next(iter(latest))]
+        latest[key] = event
+        self._wake_worker()
+
+    def _call_inline(self, event: Any) -> None:
+        try:
+            self.callback(event)
+        except Exception as exc:  # noqa: BLE001 - isolation is the point
+            self._count_error(exc)
+        self.delivered += 1
+
+    def _wake_worker(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._thread_idle:
+            self._wake.set()
+
+    # -- consumer side ------------------------------------------------------------------
+
+    def _take(self) -> Any:
+        """The oldest pending event, or _EMPTY. One at a time, so ``pending`` is exact."""
+        if self.policy is Overflow.KEEP_LATEST:
+            latest = self._latest
+            if not latest:
+                return _EMPTY
+            return latest.pop(next(iter(latest)))
+        queue = self._queue
+        if not queue:
+            return _EMPTY
+        n = len(queue)
+        if n > self.max_queued:
+            self.max_queued = n
+        return queue.popleft()
+
+    def pending(self) -> int:
+        return len(self._latest) if self.policy is Overflow.KEEP_LATEST else len(self._queue)
+
+    def _count_error(self, exc: BaseException) -> None:
+        self.errors += 1
+        kind = type(exc).__name__
+        seen = self.error_kinds.get(kind, 0)
+        self.error_kinds[kind] = seen + 1
+        if not seen:
+            log.error("consumer %r raised %s (logged once per kind, counted after)",
+                      self.name, kind, exc_info=exc)
+
+    def _note_lag(self, event: Any) -> None:
+        recv_ns = getattr(event, "recv_ns", 0)
+        if recv_ns:
+            self.lag_ns = time.time_ns() - recv_ns
+
+    async def _run_task(self) -> None:
+        loop = asyncio.get_running_loop()
+        callback = self.callback
+        is_async = self.is_async
+        take = self._take
+        while True:
+            event = take()
+            if event is _EMPTY:
+                if self._closing:
+                    return
+                self._waiter = loop.create_future()
+                await self._waiter
+                continue
+            done = 0
+            while event is not _EMPTY:
+                try:
+                    if is_async:
+                        await callback(event)
+                    else:
+                        callback(event)
+                except Exception as exc:  # noqa: BLE001
+                    self._count_error(exc)
+                self.delivered += 1
+                last = event
+                done += 1
+                if done >= self.batch:
+                    break
+                event = take()
+            self._note_lag(last)
+            await asyncio.sleep(0)  # let the feed run between batches
+
+    def _run_thread(self) -> None:
+        callback = self.callback
+        take = self._take
+        while True:
+            event = take()
+            if event is _EMPTY:
+                if self._closing:
+                    return
+                self._thread_idle = True
+                if self.pending():  # re-check after announcing idleness: no lost wake-up
+                    self._thread_idle = False
+                    continue
+                self._wake.wait(0.05)
+                self._wake.clear()
+                self._thread_idle = False
+                continue
+            try:
+                callback(event)
+            except Exception as exc:  # noqa: BLE001
+                self._count_error(exc)
+            self.delivered += 1
+            if not self.delivered & 63:
+                self._note_lag(event)
+
+    def start(self) -> None:
+        if self.mode is Mode.TASK and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run_task(), name=f"consumer:{self.name}")
+        elif self.mode is Mode.THREAD and self._thread is None:
+            self._thread = threading.Thread(target=self._run_thread, daemon=True,
+                                            name=f"consumer:{self.name}")
+            self._thread.start()
+
+    async def stop(self, timeout: float) -> None:
+        """Deliver what is queued (within ``timeout``), then end the worker."""
+        self._closing = True
+        self._wake_worker()
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._task.cancel()
+            self._task = None
+        if self._thread is not None:
+            thread = self._thread
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, timeout)
+            self._thread = None
+
+    def stats(self) -> ConsumerStats:
+        return ConsumerStats(
+            name=self.name, mode=self.mode.value, policy=self.policy.value,
+            capacity=self.capacity, delivered=self.delivered, dropped=self.dropped,
+            errors=self.errors, queued=self.pending(), max_queued=max(self.max_queued,
+                                                                       self.pending()),
+            lag_ms=self.lag_ns / 1e6, error_kinds=dict(self.error_kinds))
+
+
+class Bus:
+    """Routes each event by its type to the consumers subscribed to that type."""
+
+    def __init__(self) -> None:
+        self._consumers: list[Consumer] = []
+        self._routes: dict[type, tuple[Consumer, ...]] = {}
+        self._started = False
+        self.published = 0
+
+    def subscribe(self, callback: Callback, *, kinds: Iterable[type[Event]] | None = None,
+                  name: str | None = None, policy: Overflow | str = Overflow.DROP_OLDEST,
+                  capacity: int = 10_000, mode: Mode | str | None = None,
+                  batch: int = 256) -> Consumer:
+        """Add a consumer; ``kinds`` None means every event type."""
+        is_async = inspect.iscoroutinefunction(callback)
+        chosen = Mode(mode) if mode is not None else (Mode.TASK if is_async else Mode.THREAD)
+        if chosen is Mode.INLINE and is_async:
+            raise ValueError("inline consumers must be plain (sync) callables")
+        if chosen is Mode.THREAD and is_async:
+            raise ValueError("async callbacks run as tasks, not threads")
+        consumer = Consumer(self, callback, name or getattr(callback, "__name__", "consumer"),
+                            tuple(kinds) if kinds is not None else None, Overflow(policy),
+                            capacity, chosen, batch)
+        self._consumers.append(consumer)
+        self._rebuild_routes()
+        if self._started:
+            consumer.start()
+        return consumer
+
+    def unsubscribe(self, consumer: Consumer) -> None:
+        self._consumers.remove(consumer)
+        self._rebuild_routes()
+
+    def _rebuild_routes(self) -> None:
+        from engine.models import MARKET_EVENT_TYPES
+
+        routes: dict[type, tuple[Consumer, ...]] = {}
+        for typ in MARKET_EVENT_TYPES:
+            routes[typ] = tuple(c for c in self._consumers
+                                if c.kinds is None or any(issubclass(typ, k) for k in c.kinds))
+        self._routes = routes
+
+    def publish(self, event: Event) -> None:
+        self.published += 1
+        for consumer in self._routes.get(type(event), ()):
+            consumer.offer(event)
+
+    def publish_many(self, events: list[Any]) -> None:
+        self.published += len(events)
+        routes = self._routes
+        for event in events:
+            for consumer in routes.get(type(event), ()):
+                consumer.offer(event)
+
+    def start(self) -> None:
+        self._started = True
+        for consumer in self._consumers:
+            consumer.start()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        await asyncio.gather(*(c.stop(timeout) for c in self._consumers))
+        self._started = False
+
+    @property
+    def consumers(self) -> tuple[Consumer, ...]:
+        return tuple(self._consumers)
+
+    def stats(self) -> list[ConsumerStats]:
+        return [c.stats() for c in self._consumers]

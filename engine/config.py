@@ -1,0 +1,301 @@
+"""Settings: YAML file + CLI overrides, validated strictly into frozen dataclasses.
+
+Every error is a ``ConfigError`` whose message is one line naming the key, the bad
+value and what is allowed; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.streams import (
+    DEPTH_SPEEDS_MS,
+    KLINE_INTERVALS,
+    PARTIAL_DEPTH_LEVELS,
+    SNAPSHOT_LIMITS,
+    STREAM_KINDS,
+    SYMBOL_RE,
+    stream_name,
+)
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "settings.yaml"
+LIVE_WS_URL = "wss://stream.binance.com:9443"
+LIVE_REST_URL = "https://api.binance.com"
+
+
+class ConfigError(ValueError):
+    """A bad setting; ``str()`` is the one-line message shown to the user."""
+
+
+def _choices(*values: object) -> dict[str, Any]:
+    return {"choices": tuple(values)}
+
+
+@dataclass(frozen=True)
+class StreamToggle:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class KlineStream:
+    enabled: bool = True
+    interval: str = field(default="1m", metadata=_choices(*KLINE_INTERVALS))
+
+
+@dataclass(frozen=True)
+class PartialDepthStream:
+    enabled: bool = True
+    levels: int = field(default=20, metadata=_choices(*PARTIAL_DEPTH_LEVELS))
+    speed_ms: int = field(default=100, metadata=_choices(*DEPTH_SPEEDS_MS))
+
+
+@dataclass(frozen=True)
+class DiffDepthStream:
+    enabled: bool = False
+    speed_ms: int = field(default=100, metadata=_choices(*DEPTH_SPEEDS_MS))
+
+
+@dataclass(frozen=True)
+class Streams:
+    trade: StreamToggle = StreamToggle()
+    aggTrade: StreamToggle = StreamToggle()  # noqa: N815 - Binance's stream name
+    kline: KlineStream = KlineStream()
+    bookTicker: StreamToggle = StreamToggle()  # noqa: N815
+    depthPartial: PartialDepthStream = PartialDepthStream()  # noqa: N815
+    depthUpdate: DiffDepthStream = DiffDepthStream()  # noqa: N815
+    miniTicker: StreamToggle = StreamToggle(enabled=False)  # noqa: N815
+
+
+@dataclass(frozen=True)
+class Storage:
+    enabled: bool = True
+    directory: str = "data"
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """REST snapshot polling (the seed's ``--order-book-snapshot``)."""
+
+    enabled: bool = False
+    limit: int = field(default=1000, metadata=_choices(*SNAPSHOT_LIMITS))
+    interval_s: float = field(default=5.0, metadata={"min": 0.1})
+
+
+@dataclass(frozen=True)
+class Connection:
+    ws_url: str = LIVE_WS_URL
+    rest_url: str = LIVE_REST_URL
+    backoff_initial_s: float = field(default=0.5, metadata={"min": 0.01})
+    backoff_max_s: float = field(default=30.0, metadata={"min": 0.01})
+    backoff_reset_after_s: float = field(default=60.0, metadata={"min": 0.0})
+    idle_ping_after_s: float = field(default=5.0, metadata={"min": 0.05})
+    stale_after_s: float = field(default=15.0, metadata={"min": 0.1})
+    connect_timeout_s: float = field(default=10.0, metadata={"min": 0.1})
+    max_streams_per_connection: int = field(default=1024, metadata={"min": 1, "max": 1024})
+    max_messages_per_s: int = field(default=4, metadata={"min": 1, "max": 5})
+
+
+@dataclass(frozen=True)
+class Ui:
+    refresh_hz: float = field(default=15.0, metadata={"min": 1.0, "max": 60.0})
+    theme: str = field(default="dark", metadata=_choices("dark", "light"))
+    status_interval_s: float = field(default=5.0, metadata={"min": 0.1})
+
+
+@dataclass(frozen=True)
+class Settings:
+    symbols: tuple[str, ...] = ("BTCUSDT",)
+    streams: Streams = Streams()
+    storage: Storage = Storage()
+    order_book: OrderBook = OrderBook()
+    connection: Connection = Connection()
+    ui: Ui = Ui()
+    verbose: bool = False
+
+    def stream_names(self) -> list[str]:
+        """Wire names of every enabled stream for every symbol."""
+        return [name for kind in STREAM_KINDS if self.stream_enabled(kind)
+                for name in self.names_for(kind)]
+
+    def stream_enabled(self, kind: str) -> bool:
+        return bool(getattr(self.streams, kind).enabled)
+
+    def names_for(self, kind: str, symbols: typing.Iterable[str] | None = None) -> list[str]:
+        """Wire names of one stream kind for the given (default: configured) symbols."""
+        spec = getattr(self.streams, kind)
+        kwargs: dict[str, Any] = {}
+        if kind == "kline":
+            kwargs["interval"] = spec.interval
+        elif kind == "depthPartial":
+            kwargs.update(levels=spec.levels, speed_ms=spec.speed_ms)
+        elif kind == "depthUpdate":
+            kwargs["speed_ms"] = spec.speed_ms
+        return [stream_name(kind, sym, **kwargs) for sym in (symbols or self.symbols)]
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(path: str, value: Any, tp: Any, meta: typing.Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return build(tp, value, path)
+    if origin is tuple:  # tuple[str, ...]: symbol lists
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(f"{path}: expected a non-empty list, got {value!r}")
+        return tuple(_convert(path, v, typing.get_args(tp)[0], meta) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError("unions are not used in settings")  # pragma: no cover
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: {value!r} is not allowed; expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: {value!r} is not allowed; expected {_type_name(int)}"
+                              + _allowed_suffix(meta))
+        converted: Any = value
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: {value!r} is not allowed; expected a number"
+                              + _allowed_suffix(meta))
+        converted = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: {value!r} is not allowed; expected a string"
+                              + _allowed_suffix(meta))
+        converted = value
+    else:  # pragma: no cover - schema bug
+        raise TypeError(f"unsupported setting type {tp}")
+    if "choices" in meta and converted not in meta["choices"]:
+        raise ConfigError(f"{path}: {value!r} is not allowed; allowed: "
+                          + ", ".join(str(c) for c in meta["choices"]))
+    if "min" in meta and converted < meta["min"]:
+        raise ConfigError(f"{path}: {value!r} is too small; minimum is {meta['min']}")
+    if "max" in meta and converted > meta["max"]:
+        raise ConfigError(f"{path}: {value!r} is too large; maximum is {meta['max']}")
+    return converted
+
+
+def _allowed_suffix(meta: typing.Mapping[str, Any]) -> str:
+    if "choices" in meta:
+        return "; allowed: " + ", ".join(str(c) for c in meta["choices"])
+    return ""
+
+
+def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and bad values."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            raise ConfigError(f"{path}: unknown key; allowed keys: {', '.join(fields)}")
+        kwargs[key] = _convert(path, value, hints[key], fields[key].metadata)
+    return cls(**kwargs)
+
+
+def _validate_symbols(symbols: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for raw in symbols:
+        sym = raw.strip().upper()
+        if not SYMBOL_RE.match(sym):
+            raise ConfigError(f"symbols: {raw!r} is not a valid symbol; expected 2-20 letters "
+                              "or digits such as BTCUSDT")
+        if sym not in out:
+            out.append(sym)
+    return tuple(out)
+
+
+def _validate_url(path: str, url: str, schemes: tuple[str, ...]) -> None:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in schemes or not rest:
+        raise ConfigError(f"{path}: {url!r} is not allowed; expected a URL starting with "
+                          + " or ".join(f"{s}://" for s in schemes))
+
+
+def from_mapping(data: dict[str, Any]) -> Settings:
+    """Validate a full settings mapping (file contents merged with overrides)."""
+    settings: Settings = build(Settings, data)
+    symbols = _validate_symbols(settings.symbols)
+    conn = settings.connection
+    _validate_url("connection.ws_url", conn.ws_url, ("ws", "wss"))
+    _validate_url("connection.rest_url", conn.rest_url, ("http", "https"))
+    if conn.backoff_max_s < conn.backoff_initial_s:
+        raise ConfigError(f"connection.backoff_max_s: {conn.backoff_max_s} is smaller than "
+                          f"connection.backoff_initial_s ({conn.backoff_initial_s})")
+    return dataclasses.replace(settings, symbols=symbols)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config: file {str(path)!r} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config: {str(path)!r} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {str(path)!r} must contain a mapping at the top level")
+    return data
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested mapping, creating levels as needed."""
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.path=value`` with a YAML-typed value (``true``, ``5``, ``[a, b]``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set: {text!r} is not allowed; expected KEY=VALUE, "
+                          "e.g. streams.kline.interval=5m")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_settings(path: Path | None = None, overrides: typing.Iterable[tuple[str, Any]] = ()
+                  ) -> Settings:
+    """Defaults ← YAML file ← overrides, then validation."""
+    if path is None:
+        data = read_yaml(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.exists() else {}
+    else:
+        data = read_yaml(path)
+    for key, value in overrides:
+        set_path(data, key, value)
+    return from_mapping(data)

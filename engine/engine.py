@@ -1,0 +1,174 @@
+"""The engine façade: the one object a UI, the headless runner or a script talks to.
+
+It wires settings → stream manager → decoder → bus (+ REST poller), offers runtime
+toggles, and builds a status snapshot that UIs *pull* on their own timer. Nothing here
+pushes to a UI, and nothing imports one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from engine.bus import Bus, ConsumerStats
+from engine.config import Settings
+from engine.decode import FrameDecoder
+from engine.manager import ConnectionStatus, StreamManager
+from engine.poller import SnapshotPoller
+from engine.rest import RestClient, RestStats
+from engine.streams import STREAM_KINDS, parse_stream_name
+
+RATE_SAMPLE_S = 1.0
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    name: str
+    kind: str
+    symbol: str
+    enabled: bool
+    messages: int
+    rate: float  # messages per second, sampled every second
+    last_age_s: float  # seconds since the last message; -1 before the first
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    uptime_s: float
+    connections: list[ConnectionStatus]
+    streams: list[StreamStatus]
+    consumers: list[ConsumerStats]
+    frames: int
+    bad_frames: int
+    unknown_frames: int
+    published: int
+    sink_errors: int
+    rest: RestStats
+    snapshots: int
+    snapshot_errors: int
+    enabled: dict[str, bool] = field(default_factory=dict)
+    polling: bool = False
+
+    @property
+    def total_rate(self) -> float:
+        return sum(s.rate for s in self.streams)
+
+    @property
+    def reconnects(self) -> int:
+        return sum(c.reconnects for c in self.connections)
+
+
+class Engine:
+    def __init__(self, settings: Settings, bus: Bus | None = None) -> None:
+        self.settings = settings
+        self.bus = bus or Bus()
+        self.decoder = FrameDecoder()
+        self.manager = StreamManager(settings.connection, self.bus, self.decoder)
+        self.rest = RestClient(settings.connection.rest_url,
+                               settings.connection.connect_timeout_s)
+        self.poller = SnapshotPoller(settings.order_book, settings.symbols, self.rest, self.bus)
+        self.enabled: dict[str, bool] = {k: settings.stream_enabled(k) for k in STREAM_KINDS}
+        self._rates: dict[str, float] = {}
+        self._last_counts: dict[str, int] = {}
+        self._last_sample = 0.0
+        self._started_at = 0.0
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._started_at = time.monotonic()
+        self._last_sample = self._started_at
+        for kind, on in self.enabled.items():
+            if on:
+                self.manager.enable(self.settings.names_for(kind))
+        self.bus.start()
+        await self.manager.start()
+        if self.settings.order_book.enabled:
+            self.poller.start()
+        self._housekeeping = asyncio.get_running_loop().create_task(self._sample_rates_forever())
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop receiving, then let every consumer drain what it already holds."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        await self.poller.stop()
+        await self.manager.stop()
+        await self.bus.stop(drain_timeout)
+        await self.rest.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- runtime control ----------------------------------------------------------------
+
+    def set_stream(self, kind: str, enabled: bool) -> None:
+        """Subscribe or unsubscribe one stream kind for every symbol, on the open socket."""
+        if kind not in self.enabled:
+            raise ValueError(f"unknown stream kind {kind!r}; known: {', '.join(STREAM_KINDS)}")
+        self.enabled[kind] = enabled
+        names = self.settings.names_for(kind)
+        if enabled:
+            self.manager.enable(names)
+        else:
+            self.manager.disable(names)
+
+    def toggle_stream(self, kind: str) -> bool:
+        self.set_stream(kind, not self.enabled[kind])
+        return self.enabled[kind]
+
+    def set_polling(self, enabled: bool) -> None:
+        if enabled:
+            self.poller.start()
+        else:
+            asyncio.get_running_loop().create_task(self.poller.stop())
+
+    # -- status (pulled by UIs) ---------------------------------------------------------
+
+    async def _sample_rates_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RATE_SAMPLE_S)
+            self.sample_rates()
+
+    def sample_rates(self) -> None:
+        now = time.monotonic()
+        dt = now - self._last_sample
+        if dt <= 0:
+            return
+        for name, route in self.decoder.stats.routes.items():
+            prev = self._last_counts.get(name, 0)
+            self._rates[name] = (route.messages - prev) / dt
+            self._last_counts[name] = route.messages
+        self._last_sample = now
+
+    def status(self) -> EngineStatus:
+        now_ns = time.time_ns()
+        subscribed = self.manager.subscribed()
+        routes = self.decoder.stats.routes
+        streams: list[StreamStatus] = []
+        for name in sorted(subscribed | set(routes)):
+            ref = parse_stream_name(name)
+            route = routes.get(name)
+            streams.append(StreamStatus(
+                name=name, kind=ref.kind if ref else "unknown", symbol=ref.symbol if ref else "",
+                enabled=name in subscribed, messages=route.messages if route else 0,
+                rate=self._rates.get(name, 0.0),
+                last_age_s=(now_ns - route.last_recv_ns) / 1e9
+                if route and route.last_recv_ns else -1.0))
+        stats = self.decoder.stats
+        return EngineStatus(
+            uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
+            connections=self.manager.status(), streams=streams, consumers=self.bus.stats(),
+            frames=stats.frames, bad_frames=stats.bad_frames,
+            unknown_frames=stats.unknown_streams, published=self.bus.published,
+            sink_errors=self.manager.sink_errors, rest=self.rest.stats,
+            snapshots=self.poller.snapshots, snapshot_errors=self.poller.errors,
+            enabled=dict(self.enabled), polling=self.poller.running)

@@ -1,0 +1,59 @@
+"""CLI: ``python -m engine.exchange --port 9443`` runs the local exchange until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from .config import ExchangeConfig
+from .server import LocalExchange
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m engine.exchange",
+                                description="Local Binance-compatible spot exchange")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9443)
+    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rate", default="50", help="ops/s per symbol, 0 = none, 'max' = unlimited")
+    p.add_argument("--recording", default=None, help="hftbacktest .gz/.txt file to replay")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed (0 = max)")
+    p.add_argument("--ping-interval", type=float, default=20.0)
+    p.add_argument("--pong-timeout", type=float, default=60.0)
+    p.add_argument("--clock-offset-ms", type=int, default=0)
+    p.add_argument("--weight-limit", type=int, default=6000)
+    return p.parse_args(argv)
+
+
+async def _serve(ns: argparse.Namespace) -> None:
+    rate = float("inf") if ns.rate.lower() in ("max", "inf") else float(ns.rate)
+    cfg = ExchangeConfig(
+        symbols=tuple(s.strip().upper() for s in ns.symbols.split(",") if s.strip()),
+        seed=ns.seed, rate=rate, recording=ns.recording, replay_speed=ns.speed,
+        ping_interval=ns.ping_interval, pong_timeout=ns.pong_timeout,
+        clock_offset_ms=ns.clock_offset_ms, weight_limit=ns.weight_limit)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    ex = LocalExchange(cfg)
+    await ex.start(ns.host, ns.port)
+    print(f"local exchange: ws {ex.ws_url}  rest {ex.rest_url}  symbols {','.join(ex.all_symbols)}",
+          flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await ex.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    asyncio.run(_serve(_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

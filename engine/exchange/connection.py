@@ -1,0 +1,215 @@
+"""One WebSocket client connection: outgoing queue, writer task, keepalive, limits.
+
+Why a queue + writer task: publishers fan out synchronously (append only), so a
+slow socket never blocks the market; the queue is bounded and a consumer that
+falls too far behind is dropped with 1008, as Binance drops slow consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from . import control
+
+if TYPE_CHECKING:
+    from .server import LocalExchange
+
+_ids = itertools.count(1)
+
+
+class Connection:
+    """Introspectable state of one WebSocket connection (see ``LocalExchange.connections``)."""
+
+    def __init__(self, ex: LocalExchange, ws: web.WebSocketResponse, request: web.Request,
+                 path: str, combined: bool, micro: bool) -> None:
+        self.id = next(_ids)
+        self.ex = ex
+        self.ws = ws
+        self.path = path
+        self.combined = combined
+        self.micro = micro
+        self.remote = request.remote or ""
+        self.transport = request.transport
+        self._streams: dict[str, None] = {}
+        self.control_log: list[Any] = []
+        self.closed = False
+        self.close_code: int | None = None
+        self.stalled = False
+        self.queue: deque[str] = deque()
+        self.over_soft_since: float | None = None
+        self._wake = asyncio.Event()
+        self._incoming: deque[float] = deque()
+        self._pings: dict[bytes, float] = {}  # outstanding ping payload -> sent (monotonic)
+        self.pings_sent = 0
+        self.pongs_received = 0
+        self.opened = time.monotonic()
+        self._tasks: list[asyncio.Task] = []
+        self._closing = False
+
+    @property
+    def streams(self) -> set[str]:
+        return set(self._streams)
+
+    @property
+    def mul(self) -> int:
+        return 1000 if self.micro else 1
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.path} streams={len(self._streams)}>"
+
+    # ------------------------------------------------------------------ output
+    def enqueue(self, text: str) -> None:
+        if self._closing:
+            return
+        self.queue.append(text)
+        if len(self.queue) > self.ex.config.max_backlog:
+            self.ex.stats.slow_consumers_closed += 1
+            self.queue.clear()
+            self.close(1008, "Slow consumer")
+            return
+        self._wake.set()
+
+    async def _writer(self) -> None:
+        ws, stats, log = self.ws, self.ex.stats, self.ex.sent_log
+        record = self.ex.config.record_sent
+        try:
+            while not self._closing:
+                await self._wake.wait()
+                self._wake.clear()
+                while self.queue and not self.stalled and not self._closing:
+                    text = self.queue.popleft()
+                    await ws.send_str(text)
+                    stats.frames_sent += 1
+                    if record:
+                        log.append((self.id, text))
+                self.ex._drained.set()
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start a close handshake (idempotent, does not wait)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.close_code = code
+        self._wake.set()
+        self._tasks.append(asyncio.ensure_future(self._close(code, reason)))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 5.0)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame."""
+        self._closing = True
+        self._wake.set()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------------ keepalive
+    async def _keepalive(self) -> None:
+        cfg = self.ex.config
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        next_ping = start + cfg.ping_interval
+        lifetime_end = start + cfg.lifetime
+        while not self._closing:
+            now = loop.time()
+            if now >= lifetime_end:
+                if cfg.lifetime_notice:
+                    self.send_shutdown_notice()
+                    await asyncio.sleep(0.05)
+                self.close(1001, "Connection lifetime exceeded")
+                return
+            if self.stalled:
+                self._pings.clear()
+                next_ping = now + cfg.ping_interval
+            else:
+                if now >= next_ping:
+                    payload = str(int(time.time() * 1000)).encode()
+                    self._pings[payload] = now
+                    next_ping = now + cfg.ping_interval
+                    try:
+                        await self.ws.ping(payload)
+                        self.pings_sent += 1
+                    except (ConnectionError, RuntimeError):
+                        self.abort()
+                        return
+                if self._pings and now >= min(self._pings.values()) + cfg.pong_timeout:
+                    self.close(1008, "Pong timeout")
+                    return
+            deadline = min(next_ping, lifetime_end)
+            if self._pings:
+                deadline = min(deadline, min(self._pings.values()) + cfg.pong_timeout)
+            await asyncio.sleep(max(0.001, min(deadline - loop.time(), 0.5)))
+
+    def send_shutdown_notice(self) -> None:
+        from .payloads import server_shutdown, wrap
+        payload = server_shutdown(self.ex.now_ms(), self.mul)
+        self.enqueue(wrap("!serverShutdown", payload) if self.combined else payload)
+
+    # ------------------------------------------------------------------ input
+    def _over_rate(self) -> bool:
+        now = time.monotonic()
+        q = self._incoming
+        q.append(now)
+        while q and q[0] <= now - 1.0:
+            q.popleft()
+        return len(q) > self.ex.config.max_incoming_per_s
+
+    async def run(self, initial: list[str]) -> None:
+        """Serve the connection until it closes (called by the HTTP handler)."""
+        ex = self.ex
+        if initial:
+            ex._subscribe(self, initial)
+        self._tasks += [asyncio.ensure_future(self._writer()),
+                        asyncio.ensure_future(self._keepalive())]
+        ws = self.ws
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                                WSMsgType.ERROR):
+                    break
+                ex.stats.messages_received += 1
+                if self._over_rate():
+                    self.close(1008, "Too many requests")
+                    continue
+                if msg.type == WSMsgType.PING:
+                    if not self.stalled:
+                        await ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    self.pongs_received += 1
+                    if msg.data in self._pings:
+                        self._pings.clear()
+                elif msg.type == WSMsgType.TEXT:
+                    self._on_text(msg.data)
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+        finally:
+            self._closing = True
+            self.closed = True
+            ex._forget(self)
+            self._wake.set()
+            for t in self._tasks:
+                if not t.done():
+                    t.cancel()
+
+    def _on_text(self, text: str) -> None:
+        out = control.handle(text, self._streams, self.combined, self.ex.config.max_streams)
+        self.control_log.append(out.request)
+        if out.subscribe:
+            self.ex._subscribe(self, out.subscribe)
+        if out.unsubscribe:
+            self.ex._unsubscribe(self, out.unsubscribe)
+        if out.combined is not None:
+            self.combined = out.combined
+        self.enqueue(out.reply)

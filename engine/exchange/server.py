@@ -1,0 +1,473 @@
+"""LocalExchange: one aiohttp port serving Binance-compatible WS streams and REST.
+
+Why one class owning the loops: the market, the subscription index and the
+periodic publishers (depth 100 ms/1 s, klines and tickers 1 s) share the same
+clock and update ids, so keeping them together keeps sequencing exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from . import klines as kl
+from . import payloads as pl
+from . import replay as rp
+from .config import ExchangeConfig
+from .connection import Connection
+from .faults import Faults
+from .market import EV_AGG, EV_BOOK, EV_TRADE, Market
+from .ratelimit import WeightLimiter
+from .rest import RestApi, parse_query
+from .streams import ALL_MINI, Stream, parse_stream
+
+_TIME_UNITS = {"MICROSECOND": True, "microsecond": True, "MILLISECOND": False,
+               "millisecond": False}
+_BATCH = 64  # rate=inf: operations per symbol between yields to the event loop
+
+
+class Stats:
+    """Counters; attribute or item access (``ex.stats.frames_sent`` / ``ex.stats["..."]``)."""
+
+    def __init__(self) -> None:
+        self.connections_accepted = 0
+        self.connections_closed = 0
+        self.frames_sent = 0
+        self.messages_received = 0
+        self.rest_requests = 0
+        self.slow_consumers_closed = 0
+        self.ops = 0
+        self.replay_frames = 0
+
+    def __getitem__(self, key: str) -> int:
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+class LocalExchange:
+    """A local Binance spot market-data exchange (see the package docstring)."""
+
+    def __init__(self, config: ExchangeConfig | None = None, **overrides: Any) -> None:
+        cfg = config or ExchangeConfig()
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+        self.config = cfg
+        self.stats = Stats()
+        self.sent_log: list[tuple[int, str]] = []
+        self.faults = Faults(self)
+        self.limiter = WeightLimiter(cfg.weight_limit, cfg.weight_window_s, cfg.ban_seconds)
+        self.rest = RestApi(self)
+        self._frames: list[rp.Frame] = []
+        self._replay_symbol = ""
+        self._replay_snap: dict[str, str] = {}
+        self._replay_bt: dict[str, str] = {}
+        self._replay_go = asyncio.Event()
+        self.replay_done = asyncio.Event()
+        if cfg.recording:
+            self._frames = rp.load(cfg.recording)
+            self._replay_symbol = rp.symbol_of(self._frames)
+            first = next((f for f in self._frames if not f.stream), None)
+            if first is not None:
+                self._replay_snap[self._replay_symbol] = first.text
+        now = self.now_ms()
+        self.markets: dict[str, Market] = {
+            s: Market(cfg.spec(s), cfg.seed, cfg.history, now)
+            for s in cfg.symbols if s != self._replay_symbol}
+        for m in self.markets.values():
+            if cfg.warmup_ops:
+                m.step(now, cfg.warmup_ops)
+                m.drain()
+                m.reset_diffs()
+        self.all_symbols: tuple[str, ...] = tuple(dict.fromkeys(
+            [*cfg.symbols, *([self._replay_symbol] if self._replay_symbol else [])]))
+        self._names = {s: {k: f"{s.lower()}@{k}" for k in
+                           ("trade", "aggTrade", "bookTicker", "depth", "depth@100ms",
+                            "miniTicker", "ticker")} for s in self.all_symbols}
+        self._conns: dict[int, Connection] = {}
+        self.closed_connections: deque[Connection] = deque(maxlen=1000)
+        self._subs: dict[str, set[Connection]] = {}
+        self._parsed: dict[str, Stream] = {}
+        self._kstate: dict[str, int] = {}
+        self._mini_seen: dict[str, int] = {}
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._drained = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._runner: web.AppRunner | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> LocalExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.host = host
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._tasks = [asyncio.ensure_future(c) for c in
+                       (self._flow_loop(), self._depth_loop(), self._second_loop())]
+        if self._frames:
+            self._tasks.append(asyncio.ensure_future(self._replay_loop()))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        conns = self.connections
+        for c in conns:
+            c.close(1001, "Server shutting down")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while any(not c.closed for c in conns) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for c in conns:
+            if not c.closed:
+                c.abort()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # ------------------------------------------------------------------ introspection
+    def now_ms(self) -> int:
+        """Exchange time: local wall clock + clock_offset_ms."""
+        return time.time_ns() // 1_000_000 + self.config.clock_offset_ms
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._conns.values())
+
+    def market(self, symbol: str) -> Market:
+        return self.markets[symbol.upper()]
+
+    def used_weight(self, ip: str = "127.0.0.1") -> int:
+        return self.limiter.used(ip, time.time())
+
+    def pause(self) -> None:
+        """Stop the order flow (periodic publishers keep running and flush pending diffs)."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self._resumed.set()
+
+    def step(self, n: int = 1, symbol: str | None = None) -> None:
+        """Run `n` order-flow operations synchronously (per symbol) and publish the events."""
+        now = self.now_ms()
+        for m in ([self.market(symbol)] if symbol else self.markets.values()):
+            m.step(now, n)
+            self.stats.ops += n
+            self._publish_market(m)
+
+    def replay_snapshot(self, symbol: str) -> str | None:
+        return self._replay_snap.get(symbol)
+
+    def replay_book_ticker(self, symbol: str) -> dict | None:
+        import json
+        raw = self._replay_bt.get(symbol)
+        return json.loads(raw) if raw else None
+
+    # ------------------------------------------------------------------ subscriptions
+    def _subscribe(self, conn: Connection, names: list[str]) -> None:
+        for n in names:
+            conn._streams[n] = None
+            self._subs.setdefault(n, set()).add(conn)
+            if n not in self._parsed:
+                st = parse_stream(n)
+                if st is not None:
+                    self._parsed[n] = st
+            if self._replay_symbol and n.split("@", 1)[0].upper() == self._replay_symbol:
+                self._replay_go.set()
+
+    def _unsubscribe(self, conn: Connection, names: list[str]) -> None:
+        for n in names:
+            conn._streams.pop(n, None)
+            subs = self._subs.get(n)
+            if subs is not None:
+                subs.discard(conn)
+                if not subs:
+                    del self._subs[n]
+                    self._parsed.pop(n, None)
+                    self._kstate.pop(n, None)
+
+    def _forget(self, conn: Connection) -> None:
+        self._unsubscribe(conn, list(conn._streams))
+        conn._streams.clear()
+        if self._conns.pop(conn.id, None) is not None:
+            self.stats.connections_closed += 1
+            self.closed_connections.append(conn)
+
+    # ------------------------------------------------------------------ publishing
+    def _fan(self, stream: str, build: Callable[[int], str]) -> None:
+        """Encode once per time unit and envelope, enqueue to every subscriber."""
+        conns = self._subs.get(stream)
+        if not conns:
+            return
+        raw: dict[int, str] = {}
+        comb: dict[int, str] = {}
+        for c in tuple(conns):
+            if c.stalled:
+                continue
+            mul = c.mul
+            payload = raw.get(mul)
+            if payload is None:
+                payload = raw[mul] = build(mul)
+            if c.combined:
+                text = comb.get(mul)
+                if text is None:
+                    text = comb[mul] = pl.wrap(stream, payload)
+                c.enqueue(text)
+            else:
+                c.enqueue(payload)
+
+    def _publish_market(self, m: Market) -> None:
+        events = m.drain()
+        if not events:
+            return
+        names = self._names[m.symbol]
+        subs = self._subs
+        t_on, a_on, b_on = (names["trade"] in subs, names["aggTrade"] in subs,
+                            names["bookTicker"] in subs)
+        if not (t_on or a_on or b_on):
+            return
+        for tag, _ts, ev in events:
+            if tag == EV_TRADE:
+                if t_on:
+                    self._fan(names["trade"], lambda mul, ev=ev: pl.trade(m, ev, mul))
+            elif tag == EV_AGG:
+                if a_on:
+                    self._fan(names["aggTrade"], lambda mul, ev=ev: pl.agg_trade(m, ev, mul))
+            elif tag == EV_BOOK and b_on:
+                self._fan(names["bookTicker"], lambda mul, ev=ev: pl.book_ticker(m, ev, mul))
+
+    async def _backpressure(self) -> None:
+        """rate=inf: wait while a connection is backlogged; drop chronically slow ones."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        for _ in range(10_000):
+            now = loop.time()
+            slow = False
+            for c in self._conns.values():
+                if c.stalled or len(c.queue) <= cfg.backpressure_backlog:
+                    c.over_soft_since = None
+                    continue
+                if c.over_soft_since is None:
+                    c.over_soft_since = now
+                elif now - c.over_soft_since > cfg.slow_consumer_s:
+                    self.stats.slow_consumers_closed += 1
+                    c.queue.clear()
+                    c.close(1008, "Slow consumer")
+                    continue
+                slow = True
+            if not slow:
+                return
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), 0.05)
+
+    # ------------------------------------------------------------------ loops
+    async def _flow_loop(self) -> None:
+        cfg = self.config
+        if cfg.rate <= 0 or not self.markets:
+            return
+        loop = asyncio.get_running_loop()
+        if cfg.unlimited:
+            while True:
+                await self._resumed.wait()
+                await self._backpressure()
+                now = self.now_ms()
+                for m in self.markets.values():
+                    m.step(now, _BATCH)
+                    self._publish_market(m)
+                self.stats.ops += _BATCH * len(self.markets)
+                await asyncio.sleep(0)
+        last, carry = loop.time(), 0.0
+        while True:
+            await asyncio.sleep(0.01)
+            if not self._resumed.is_set():
+                await self._resumed.wait()
+                last, carry = loop.time(), 0.0
+                continue
+            t = loop.time()
+            due = (t - last) * cfg.rate + carry
+            last = t
+            n = int(due)
+            carry = due - n
+            n = min(n, int(cfg.rate) + 1)
+            if n:
+                self.step(n)
+
+    async def _aligned(self, period_ms: int, offset_ms: int = 0) -> None:
+        """Sleep until the next multiple of `period_ms` of exchange time (+ offset)."""
+        now = self.now_ms()
+        target = (now - offset_ms) // period_ms * period_ms + period_ms + offset_ms
+        await asyncio.sleep((target - now) / 1000)
+
+    async def _depth_loop(self) -> None:
+        tick = 0
+        while True:
+            await self._aligned(100)
+            tick += 1
+            now = self.now_ms()
+            for m in self.markets.values():
+                self._publish_diff(m, 1, now)
+                if tick % 10 == 0:
+                    self._publish_diff(m, 0, now)
+            for name, st in list(self._parsed.items()):
+                if st.kind == "partial" and (st.fast or tick % 10 == 0):
+                    m = self.markets.get(st.symbol)
+                    if m is not None:
+                        snap = m.depth(st.levels)
+                        self._fan(name, lambda mul, snap=snap: pl.partial_depth(snap, mul))
+
+    def _publish_diff(self, m: Market, speed: int, now: int) -> None:
+        name = self._names[m.symbol]["depth@100ms" if speed else "depth"]
+        diff = m.take_diff(speed)
+        if diff is not None and name in self._subs:
+            self._fan(name, lambda mul: pl.depth_update(m, diff, now, mul))
+
+    async def _second_loop(self) -> None:
+        while True:
+            await self._aligned(1000, 2)
+            self._publish_second(self.now_ms())
+
+    def _publish_second(self, now: int) -> None:
+        """Klines (1 s / 2 s cadence + closing events) and 24 h tickers."""
+        sec = now // 1000
+        stats: dict[str, dict] = {}
+
+        def stats_of(m: Market) -> dict:
+            st = stats.get(m.symbol)
+            if st is None:
+                st = stats[m.symbol] = m.stats(now)
+            return st
+
+        for name, st in list(self._parsed.items()):
+            m = self.markets.get(st.symbol)
+            if m is None:
+                continue
+            if st.kind == "kline":
+                self._publish_kline(name, st, m, now, sec)
+            elif st.kind == "miniTicker":
+                s = stats_of(m)
+                self._fan(name, lambda mul, m=m, s=s: pl.mini_ticker(m, s, now, mul))
+            elif st.kind == "ticker":
+                s = stats_of(m)
+                self._fan(name, lambda mul, m=m, s=s: pl.ticker(m, s, now, mul))
+        if ALL_MINI in self._subs:
+            changed = [m for m in self.markets.values()
+                       if self._mini_seen.get(m.symbol) != m.last_trade_id]
+            for m in changed:
+                self._mini_seen[m.symbol] = m.last_trade_id
+            if changed:
+                items = [(m, stats_of(m)) for m in changed]
+                self._fan(ALL_MINI, lambda mul: "[" + ",".join(
+                    pl.mini_ticker(m, s, now, mul) for m, s in items) + "]")
+
+    def _publish_kline(self, name: str, st: Stream, m: Market, now: int, sec: int) -> None:
+        iv, tz = st.interval, st.tz_ms
+        bucket = kl.bucket_start(iv, now, tz)
+        prev = self._kstate.get(name)
+        self._kstate[name] = bucket
+        if prev is not None and prev != bucket:
+            k = m.candle(iv, tz, prev)
+            self._fan(name, lambda mul: pl.kline(m, iv, k, True, now, tz, mul))
+        if iv != "1s" and (prev is None or sec % 2 == 0):
+            cur = m.candle(iv, tz, bucket)
+            self._fan(name, lambda mul: pl.kline(m, iv, cur, False, now, tz, mul))
+
+    async def _replay_loop(self) -> None:
+        cfg = self.config
+        if cfg.replay_wait_for_subscriber:
+            await self._replay_go.wait()
+        loop = asyncio.get_running_loop()
+        speed = cfg.replay_speed
+        sym = self._replay_symbol
+        t0 = loop.time()
+        ns0 = self._frames[0].ns
+        for i, f in enumerate(self._frames):
+            if speed > 0:
+                due = t0 + (f.ns - ns0) / 1e9 / speed
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elif i % 256 == 0:
+                await self._backpressure()
+                await asyncio.sleep(0)
+            self.stats.replay_frames += 1
+            if not f.stream:
+                self._replay_snap[sym] = f.text
+                continue
+            if f.stream.endswith("@bookTicker"):
+                self._replay_bt[sym] = f.data
+            conns = self._subs.get(f.stream)
+            if conns:
+                for c in tuple(conns):
+                    if not c.stalled:
+                        c.enqueue(f.text if c.combined else f.data)
+        self.replay_done.set()
+
+    # ------------------------------------------------------------------ HTTP
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = unquote(request.rel_url.raw_path)
+        if path.startswith("/api/v3/"):
+            return await self.rest.handle(request, path[len("/api/v3/"):])
+        if path in ("/ws", "/stream") or path.startswith("/ws/"):
+            return await self._websocket(request, path)
+        return web.Response(status=404, text="")
+
+    async def _websocket(self, request: web.Request, path: str) -> web.StreamResponse:
+        q = parse_query(request.rel_url.raw_query_string)
+        unit = q.get("timeUnit")
+        if unit is not None and unit not in _TIME_UNITS:
+            return web.json_response({"code": -1194, "msg": "Invalid time unit."}, status=400)
+        if path == "/stream":
+            names, combined = [s for s in q.get("streams", "").split("/") if s], True
+        else:
+            names, combined = [s for s in path[4:].split("/") if s], False
+        names = list(dict.fromkeys(names))
+        if any(parse_stream(n) is None for n in names):
+            return web.json_response({"code": 2, "msg": "Invalid request: invalid stream"},
+                                     status=400)
+        if len(names) > self.config.max_streams:
+            return web.json_response({"code": 4, "msg": "Too many subscriptions"}, status=400)
+        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=400, text="Expected a WebSocket upgrade")
+        await ws.prepare(request)
+        conn = Connection(self, ws, request, path, combined, bool(_TIME_UNITS.get(unit or "")))
+        self._conns[conn.id] = conn
+        self.stats.connections_accepted += 1
+        await conn.run(names)
+        return ws

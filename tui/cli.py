@@ -1,0 +1,117 @@
+"""Command line: parse flags into validated settings, then run headless or the TUI.
+
+Textual is imported only when the TUI is actually started, so ``--no-ui`` (a
+long-running recorder on a server) never loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from engine.config import ConfigError, load_settings, parse_override
+from engine.streams import KLINE_INTERVALS, SNAPSHOT_LIMITS
+
+PROG = "binance-live"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{PROG}: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Live Binance spot market monitor and Parquet recorder.",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="Any setting can also be set with --set KEY=VALUE, "
+                       "e.g. --set streams.kline.interval=5m.")
+    p.add_argument("-s", "--symbol", action="append", metavar="SYMBOL",
+                   help="symbol to stream, e.g. BTCUSDT (repeat or comma-separate for several)")
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help="settings file (default: config/settings.yaml)")
+    p.add_argument("--no-storage", action="store_true", help="stream only, write no files")
+    p.add_argument("--storage-dir", metavar="DIR", help="where recordings go")
+    p.add_argument("--no-trade", action="store_true", help="do not subscribe to the trade stream")
+    p.add_argument("--kline-interval", metavar="I",
+                   help="kline interval: " + " ".join(KLINE_INTERVALS))
+    p.add_argument("--depth-update", action="store_true",
+                   help="also stream diff depth (<symbol>@depth@100ms)")
+    p.add_argument("--order-book-snapshot", action="store_true",
+                   help="poll full order-book snapshots over REST")
+    p.add_argument("--order-book-limit", metavar="N",
+                   help="snapshot depth: " + " ".join(map(str, SNAPSHOT_LIMITS)))
+    p.add_argument("--order-book-interval", metavar="SECONDS", help="snapshot period")
+    p.add_argument("--ws-url", metavar="URL", help="WebSocket base URL")
+    p.add_argument("--rest-url", metavar="URL", help="REST base URL")
+    p.add_argument("--no-ui", action="store_true",
+                   help="headless: print a status line every few seconds")
+    p.add_argument("--demo", action="store_true",
+                   help="run against the bundled local exchange (no network needed)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every event (headless)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting by its dotted key")
+    return p
+
+
+def _typed(text: str) -> Any:
+    """CLI strings become YAML scalars so the validator sees ints, floats and bools."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [parse_override(item) for item in args.set]
+    if args.symbol:
+        out.append(("symbols", [s for item in args.symbol for s in item.split(",") if s]))
+    if args.no_storage:
+        out.append(("storage.enabled", False))
+    if args.storage_dir:
+        out.append(("storage.directory", args.storage_dir))
+    if args.no_trade:
+        out.append(("streams.trade.enabled", False))
+    if args.kline_interval:
+        out.append(("streams.kline.interval", args.kline_interval))
+    if args.depth_update:
+        out.append(("streams.depthUpdate.enabled", True))
+    if args.order_book_snapshot:
+        out.append(("order_book.enabled", True))
+    if args.order_book_limit is not None:
+        out.append(("order_book.limit", _typed(args.order_book_limit)))
+    if args.order_book_interval is not None:
+        out.append(("order_book.interval_s", _typed(args.order_book_interval)))
+    if args.ws_url:
+        out.append(("connection.ws_url", args.ws_url))
+    if args.rest_url:
+        out.append(("connection.rest_url", args.rest_url))
+    if args.verbose:
+        out.append(("verbose", True))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, overrides_from_args(args))
+    except ConfigError as exc:
+        sys.stderr.write(f"{PROG}: config error: {exc}\n")
+        return 2
+    if args.no_ui:
+        from tui.headless import run_headless
+
+        return run_headless(settings, demo=args.demo)
+    from tui.app import run_app
+
+    return run_app(settings, demo=args.demo)
+
+
+def entry() -> None:
+    raise SystemExit(main())
