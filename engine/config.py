@@ -95,7 +95,7 @@ class Connection:
     backoff_initial_s: float = field(default=0.5, metadata={"min": 0.01})
     backoff_max_s: float = field(default=30.0, metadata={"min": 0.01})
     backoff_reset_after_s: float = field(default=60.0, metadata={"min": 0.0})
-    idle_ping_after_s: float = field(default=5.0, metadata={"min": 0.05})
+    idle_ping_after_s: float = field(default=5.0, metadata={"min": 0.25})
     stale_after_s: float = field(default=15.0, metadata={"min": 0.1})
     connect_timeout_s: float = field(default=10.0, metadata={"min": 0.1})
     max_streams_per_connection: int = field(default=1024, metadata={"min": 1, "max": 1024})
@@ -241,6 +241,9 @@ def from_mapping(data: dict[str, Any]) -> Settings:
     if conn.backoff_max_s < conn.backoff_initial_s:
         raise ConfigError(f"connection.backoff_max_s: {conn.backoff_max_s} is smaller than "
                           f"connection.backoff_initial_s ({conn.backoff_initial_s})")
+    if conn.stale_after_s <= conn.idle_ping_after_s:
+        raise ConfigError(f"connection.stale_after_s: {conn.stale_after_s} must be larger than "
+                          f"connection.idle_ping_after_s ({conn.idle_ping_after_s})")
     return dataclasses.replace(settings, symbols=symbols)
 
 

@@ -147,6 +147,8 @@ class FrameDecoder:
         self.stats.frames += 1
         if frame.startswith(_PREFIX):
             end = frame.find(b'"', _PREFIX_LEN)
+            if end < 0:
+                return self._bad("truncated stream name")
             key = bytes(frame[_PREFIX_LEN:end])
             route = self._routes.get(key)
             if route is None:

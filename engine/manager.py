@@ -218,7 +218,8 @@ class Shard:
                 silent = now - client.last_rx
                 if silent > cfg.stale_after_s:
                     self.stale_replacements += 1
-                    client.abort(f"stale: nothing received for {silent:.1f}s")
+                    self.last_error = f"stale: nothing received for {silent:.1f}s"
+                    client.abort(self.last_error)
                     break
                 if silent > cfg.idle_ping_after_s and now - pinged_at > cfg.idle_ping_after_s \
                         and self._limiter.delay() == 0:

@@ -71,7 +71,7 @@ class Connection:
         if len(self.queue) > self.ex.config.max_backlog:
             self.ex.stats.slow_consumers_closed += 1
             self.queue.clear()
-            self.close(1008, "Slow consumer")
+            self.close(1008, "Slow consumer", timeout=0.5)
             return
         self._wake.set()
 
@@ -92,18 +92,18 @@ class Connection:
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start a close handshake (idempotent, does not wait)."""
+    def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
+        """Start a close handshake (idempotent, does not wait); abort after `timeout`."""
         if self._closing:
             return
         self._closing = True
         self.close_code = code
         self._wake.set()
-        self._tasks.append(asyncio.ensure_future(self._close(code, reason)))
+        self._tasks.append(asyncio.ensure_future(self._close(code, reason, timeout)))
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 5.0)
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), timeout)
         except (TimeoutError, ConnectionError, RuntimeError):
             self.abort()
 
@@ -188,7 +188,7 @@ class Connection:
                         await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
                     self.pongs_received += 1
-                    if msg.data in self._pings:
+                    if bytes(msg.data) in self._pings:
                         self._pings.clear()
                 elif msg.type == WSMsgType.TEXT:
                     self._on_text(msg.data)

@@ -287,7 +287,7 @@ class LocalExchange:
                 elif now - c.over_soft_since > cfg.slow_consumer_s:
                     self.stats.slow_consumers_closed += 1
                     c.queue.clear()
-                    c.close(1008, "Slow consumer")
+                    c.close(1008, "Slow consumer", timeout=0.5)
                     continue
                 slow = True
             if not slow:

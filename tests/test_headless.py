@@ -1,0 +1,81 @@
+"""The real ``binance-live --no-ui --demo`` process: status output, -v events, clean exits."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(*args: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="120")
+    return subprocess.Popen([sys.executable, "-m", "tui", "--no-ui", "--demo", "--no-storage",
+                             *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+
+
+def read_until(proc: subprocess.Popen[bytes], needle: str, timeout: float) -> str:
+    """Read output until it contains ``needle`` (bounded by ``timeout``)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=0.1):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            seen += chunk
+            if needle.encode() in seen:
+                return seen.decode(errors="replace")
+    raise AssertionError(f"{needle!r} not seen within {timeout}s; output:\n"
+                         f"{seen[-3000:].decode(errors='replace')}")
+
+
+def finish(proc: subprocess.Popen[bytes]) -> str:
+    out, _ = proc.communicate(timeout=20)
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_headless_demo_prints_status_and_stops_cleanly(sig: signal.Signals) -> None:
+    proc = start("--set", "ui.status_interval_s=0.5", "-s", "BTCUSDT,ETHUSDT")
+    try:
+        out = read_until(proc, "msg/s", 30)
+        out += read_until(proc, "btcusdt@trade", 10)
+        assert "conn #1" in out and "open" in out
+        assert "ethusdt@bookTicker" in out or "ethusdt@trade" in out
+        proc.send_signal(sig)
+        rest = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    assert "stopped cleanly" in rest
+    assert "Traceback" not in out + rest
+
+
+def test_verbose_prints_typed_events() -> None:
+    proc = start("-v", "--set", "ui.status_interval_s=60")
+    try:
+        out = read_until(proc, "kind=trade", 30)
+        out += read_until(proc, "kind=bookTicker", 10)
+        proc.send_signal(signal.SIGINT)
+        finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    line = next(x for x in out.splitlines() if x.startswith("kind=trade"))
+    assert "symbol=BTCUSDT" in line and "price=" in line and "trade_id=" in line
+    assert proc.returncode == 0
