@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from engine.bus import Bus, ConsumerStats
@@ -21,6 +22,7 @@ from engine.rest import RestClient, RestStats
 from engine.streams import STREAM_KINDS, parse_stream_name
 
 RATE_SAMPLE_S = 1.0
+RATE_WINDOW = 5  # samples: rates are averaged over the last 5 s (klines arrive every 2 s)
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,7 @@ class Engine:
         self.poller = SnapshotPoller(settings.order_book, settings.symbols, self.rest, self.bus)
         self.enabled: dict[str, bool] = {k: settings.stream_enabled(k) for k in STREAM_KINDS}
         self._rates: dict[str, float] = {}
-        self._last_counts: dict[str, int] = {}
-        self._last_sample = 0.0
+        self._samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=RATE_WINDOW + 1)
         self._started_at = 0.0
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -80,7 +81,7 @@ class Engine:
 
     async def start(self) -> None:
         self._started_at = time.monotonic()
-        self._last_sample = self._started_at
+        self._samples.append((self._started_at, {}))
         for kind, on in self.enabled.items():
             if on:
                 self.manager.enable(self.settings.names_for(kind))
@@ -140,14 +141,12 @@ class Engine:
 
     def sample_rates(self) -> None:
         now = time.monotonic()
-        dt = now - self._last_sample
-        if dt <= 0:
-            return
-        for name, route in self.decoder.stats.routes.items():
-            prev = self._last_counts.get(name, 0)
-            self._rates[name] = (route.messages - prev) / dt
-            self._last_counts[name] = route.messages
-        self._last_sample = now
+        counts = {name: r.messages for name, r in self.decoder.stats.routes.items()}
+        self._samples.append((now, counts))
+        then, old = self._samples[0]
+        if now > then:
+            self._rates = {name: (n - old.get(name, 0)) / (now - then)
+                           for name, n in counts.items()}
 
     def status(self) -> EngineStatus:
         now_ns = time.time_ns()

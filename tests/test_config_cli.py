@@ -133,7 +133,7 @@ def test_unknown_flag_is_one_line_exit_2(capsys) -> None:
 
 
 def test_backoff_bounds_checked() -> None:
-    with pytest.raises(ConfigError, match="backoff_max_s: 0.1 is smaller than"):
+    with pytest.raises(ConfigError, match=r"backoff_max_s: 0\.1 is smaller than"):
         load_settings(None, [("connection.backoff_max_s", 0.1)])
 
 

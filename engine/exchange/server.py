@@ -328,24 +328,29 @@ class LocalExchange:
             if n:
                 self.step(n)
 
-    async def _aligned(self, period_ms: int, offset_ms: int = 0) -> None:
-        """Sleep until the next multiple of `period_ms` of exchange time (+ offset)."""
+    async def _aligned(self, period_ms: int, offset_ms: int = 0, after: int = 0) -> int:
+        """Sleep until the next multiple of `period_ms` of exchange time (+ offset); return it.
+
+        The returned tick time is used as the event time E, so periodic events are spaced
+        exactly even when the loop wakes up late under load.
+        """
         now = self.now_ms()
-        target = (now - offset_ms) // period_ms * period_ms + period_ms + offset_ms
+        base = max(now, after)  # never repeat a tick if the sleep woke up a hair early
+        target = (base - offset_ms) // period_ms * period_ms + period_ms + offset_ms
         await asyncio.sleep((target - now) / 1000)
+        return target
 
     async def _depth_loop(self) -> None:
-        tick = 0
+        now = 0
         while True:
-            await self._aligned(100)
-            tick += 1
-            now = self.now_ms()
+            now = await self._aligned(100, after=now)
+            whole_second = now % 1000 == 0
             for m in self.markets.values():
                 self._publish_diff(m, 1, now)
-                if tick % 10 == 0:
+                if whole_second:
                     self._publish_diff(m, 0, now)
             for name, st in list(self._parsed.items()):
-                if st.kind == "partial" and (st.fast or tick % 10 == 0):
+                if st.kind == "partial" and (st.fast or whole_second):
                     m = self.markets.get(st.symbol)
                     if m is not None:
                         snap = m.depth(st.levels)
@@ -358,9 +363,10 @@ class LocalExchange:
             self._fan(name, lambda mul: pl.depth_update(m, diff, now, mul))
 
     async def _second_loop(self) -> None:
+        now = 0
         while True:
-            await self._aligned(1000, 2)
-            self._publish_second(self.now_ms())
+            now = await self._aligned(1000, 2, after=now)
+            self._publish_second(now)
 
     def _publish_second(self, now: int) -> None:
         """Klines (1 s / 2 s cadence + closing events) and 24 h tickers."""
