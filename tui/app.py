@@ -90,6 +90,9 @@ class MonitorApp(App[int]):
             on = self.engine.toggle_stream(kind)
             self.notify(f"{kind} {'on' if on else 'off'}")
 
+    async def on_unmount(self) -> None:
+        await self._shutdown()  # any exit path (ctrl+q, errors) stops the engine cleanly
+
     async def action_quit(self) -> None:
         await self._shutdown()
         self.exit(0)
