@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.models import Event
+from engine.models import MARKET_EVENT_TYPES, Event
 
 log = logging.getLogger("binance_live.bus")
 
@@ -297,8 +297,6 @@ class Bus:
         self._rebuild_routes()
 
     def _rebuild_routes(self) -> None:
-        from engine.models import MARKET_EVENT_TYPES
-
         routes: dict[type, tuple[Consumer, ...]] = {}
         for typ in MARKET_EVENT_TYPES:
             routes[typ] = tuple(c for c in self._consumers

@@ -42,3 +42,12 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared (real recordings) is not available")
     return SHARED
+
+
+@pytest.fixture
+async def http() -> Any:
+    """A raw aiohttp client session, for tests that speak to the exchange directly."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        yield session

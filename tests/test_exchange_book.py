@@ -11,14 +11,7 @@ import pytest
 
 from engine.exchange import ExchangeConfig, LocalExchange
 from engine.exchange.testing import BookRebuilder
-
-
-async def until(cond, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.005)
+from tests.conftest import wait_until as until
 
 
 @pytest.mark.parametrize("rate,ops", [(float("inf"), 150_000), (4000.0, 4_000)])

@@ -9,14 +9,7 @@ import aiohttp
 import pytest
 
 from engine.exchange import ExchangeConfig, LocalExchange
-
-
-async def until(cond, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.005)
+from tests.conftest import wait_until as until
 
 
 @pytest.fixture
@@ -25,11 +18,6 @@ async def ex():
     async with LocalExchange(cfg) as exchange:
         yield exchange
 
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def next_close(ws) -> aiohttp.WSMessage:

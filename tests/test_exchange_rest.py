@@ -21,11 +21,6 @@ async def ex():
         yield exchange
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 async def get(http, ex, path: str):
     async with http.get(f"{ex.rest_url}/api/v3/{path}") as r:

@@ -54,11 +54,6 @@ async def ex():
         yield exchange
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 def _recorded_keys() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}

@@ -29,3 +29,18 @@ async def test_toggle_key_unsubscribes_live_and_q_quits_cleanly() -> None:
             await pilot.press("q")
             await wait_until(lambda: not app.is_running, 10, "app exited")
         assert engine is not None and engine.manager.shards[0].state == "stopped"
+
+
+async def test_demo_mode_starts_its_own_exchange_and_shows_events() -> None:
+    from engine.config import load_settings
+
+    app = MonitorApp(load_settings(None, [("storage.enabled", False)]), demo=True)
+    async with app.run_test(size=(110, 32)) as pilot:
+        await wait_until(lambda: app.exchange is not None and app.engine is not None, 10,
+                         "demo exchange started")
+        assert app.engine is not None
+        assert app.engine.settings.connection.ws_url.startswith("ws://127.0.0.1:")
+        await wait_until(lambda: ("bookTicker", "BTCUSDT") in app.latest, 10, "demo events")
+        await pilot.press("q")
+        await wait_until(lambda: not app.is_running, 10, "app exited")
+    assert app.exchange is None  # stopped with the app
