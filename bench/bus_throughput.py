@@ -4,6 +4,7 @@ Rows, all measured in the same run against the same exchange process:
   raw receive   – the engine's WebSocket client, frames counted and discarded (the limit)
   engine        – receive → decode → bus, one inline counting consumer
   engine+task   – the same plus an async task consumer and a thread consumer
+  decode+bus    – no socket: real recorded frames through decoder + bus (engine ceiling)
 
 Usage: python bench/bus_throughput.py [--seconds 8] [--symbols BTCUSDT,ETHUSDT]
 """
@@ -94,6 +95,34 @@ async def measure_engine(port: int, symbols: list[str], seconds: float,
     return result
 
 
+def measure_pipeline_only(seconds: float) -> dict[str, float]:
+    """decode + bus on real recorded frames, no socket: the engine's own ceiling."""
+    import gzip
+
+    from engine.bus import Bus
+    from engine.manager import Shard, StreamManager
+
+    rec = ROOT.parent / "shared/realdata/hftbacktest/btcusdt_20240808.gz"
+    if not rec.exists():
+        return {}
+    frames = [line.partition(b" ")[2] for line in gzip.open(rec).read().splitlines()
+              if b'"stream"' in line]
+    bus = Bus()
+    last: list[Any] = [None]
+    bus.subscribe(lambda e: last.__setitem__(0, e), mode="inline")
+    manager = StreamManager(settings(1, ["BTCUSDT"]).connection, bus)
+    sink = manager.make_sink(Shard(manager, 0))
+    batches = [frames[i:i + 32] for i in range(0, len(frames), 32)]
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        for batch in batches:
+            sink(batch, 0)
+        n += len(frames)
+    t1, c1 = time.perf_counter(), time.process_time()
+    return {"events": n, "per_s": n / (t1 - t0), "cpu_us_per_event": (c1 - c0) / n * 1e6,
+            "cpu_share": (c1 - c0) / (t1 - t0)}
+
+
 async def _window(counter: Any, seconds: float, closer: Any) -> dict[str, float]:
     n0, t0, c0 = counter(), time.perf_counter(), time.process_time()
     await asyncio.sleep(seconds)
@@ -125,6 +154,9 @@ async def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+    pipeline = measure_pipeline_only(min(args.seconds, 5.0))
+    if pipeline:
+        rows["decode+bus only (recorded frames)"] = pipeline
     limit = rows["raw receive (limit)"]["per_s"]
     print(f"\nlocal exchange at max rate, {','.join(symbols)}, {args.seconds:.0f}s windows "
           "(exchange in its own process)\n")
