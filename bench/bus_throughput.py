@@ -105,7 +105,7 @@ def measure_pipeline_only(seconds: float) -> dict[str, float]:
     rec = ROOT.parent / "shared/realdata/hftbacktest/btcusdt_20240808.gz"
     if not rec.exists():
         return {}
-    frames = [line.partition(b" ")[2] for line in gzip.open(rec).read().splitlines()
+    frames = [line.partition(b" ")[2] for line in gzip.decompress(rec.read_bytes()).splitlines()
               if b'"stream"' in line]
     bus = Bus()
     last: list[Any] = [None]

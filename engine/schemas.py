@@ -1,0 +1,180 @@
+"""One explicit Arrow schema per stream type, and columnar buffers that fill them.
+
+The single place that decides how an event becomes a Parquet row (issue 3): ids are
+int64, exchange times ``timestamp[ms, UTC]``, prices and quantities float64, flags bool,
+depth levels ``list<struct<price, qty>>``; every row also carries the local receive
+time (``timestamp[ns, UTC]``) and the connection id. Bump ``SCHEMA_VERSION`` on any
+change; it is written into each file's metadata.
+
+Buffers append plain Python values to per-column lists (cheap on the hot path) and
+build Arrow arrays only when a batch is taken, off the per-message path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from engine.models import (
+    AggTrade,
+    BookTicker,
+    DepthUpdate,
+    Event,
+    Kline,
+    MiniTicker,
+    OrderBookSnapshot,
+    PartialDepth,
+    Trade,
+)
+
+SCHEMA_VERSION = 1
+
+MS = pa.timestamp("ms", tz="UTC")
+NS = pa.timestamp("ns", tz="UTC")
+LEVEL = pa.struct([("price", pa.float64()), ("qty", pa.float64())])
+LEVELS = pa.list_(LEVEL)
+
+_COMMON = [("symbol", pa.string()), ("recv_time", NS), ("conn_id", pa.int64())]
+
+# column name -> (arrow type, getter); order is the file's column order.
+Columns = list[tuple[str, pa.DataType, Callable[[Any], Any]]]
+
+_COLUMNS: dict[type[Event], Columns] = {
+    Trade: [
+        ("event_time", MS, lambda e: e.event_time),
+        ("trade_id", pa.int64(), lambda e: e.trade_id),
+        ("price", pa.float64(), lambda e: e.price),
+        ("qty", pa.float64(), lambda e: e.qty),
+        ("trade_time", MS, lambda e: e.trade_time),
+        ("buyer_is_maker", pa.bool_(), lambda e: e.buyer_is_maker),
+        ("best_match", pa.bool_(), lambda e: e.best_match),
+    ],
+    AggTrade: [
+        ("event_time", MS, lambda e: e.event_time),
+        ("agg_id", pa.int64(), lambda e: e.agg_id),
+        ("price", pa.float64(), lambda e: e.price),
+        ("qty", pa.float64(), lambda e: e.qty),
+        ("first_trade_id", pa.int64(), lambda e: e.first_trade_id),
+        ("last_trade_id", pa.int64(), lambda e: e.last_trade_id),
+        ("trade_time", MS, lambda e: e.trade_time),
+        ("buyer_is_maker", pa.bool_(), lambda e: e.buyer_is_maker),
+        ("best_match", pa.bool_(), lambda e: e.best_match),
+    ],
+    Kline: [
+        ("event_time", MS, lambda e: e.event_time),
+        ("interval", pa.string(), lambda e: e.bar.interval),
+        ("open_time", MS, lambda e: e.bar.open_time),
+        ("close_time", MS, lambda e: e.bar.close_time),
+        ("first_trade_id", pa.int64(), lambda e: e.bar.first_trade_id),
+        ("last_trade_id", pa.int64(), lambda e: e.bar.last_trade_id),
+        ("open", pa.float64(), lambda e: e.bar.open),
+        ("high", pa.float64(), lambda e: e.bar.high),
+        ("low", pa.float64(), lambda e: e.bar.low),
+        ("close", pa.float64(), lambda e: e.bar.close),
+        ("volume", pa.float64(), lambda e: e.bar.volume),
+        ("quote_volume", pa.float64(), lambda e: e.bar.quote_volume),
+        ("taker_buy_volume", pa.float64(), lambda e: e.bar.taker_buy_volume),
+        ("taker_buy_quote_volume", pa.float64(), lambda e: e.bar.taker_buy_quote_volume),
+        ("trades", pa.int64(), lambda e: e.bar.trades),
+        ("closed", pa.bool_(), lambda e: e.bar.closed),
+    ],
+    BookTicker: [
+        ("update_id", pa.int64(), lambda e: e.update_id),
+        ("bid_price", pa.float64(), lambda e: e.bid_price),
+        ("bid_qty", pa.float64(), lambda e: e.bid_qty),
+        ("ask_price", pa.float64(), lambda e: e.ask_price),
+        ("ask_qty", pa.float64(), lambda e: e.ask_qty),
+    ],
+    PartialDepth: [
+        ("last_update_id", pa.int64(), lambda e: e.last_update_id),
+        ("bids", LEVELS, lambda e: e.bids),
+        ("asks", LEVELS, lambda e: e.asks),
+    ],
+    DepthUpdate: [
+        ("event_time", MS, lambda e: e.event_time),
+        ("first_update_id", pa.int64(), lambda e: e.first_update_id),
+        ("final_update_id", pa.int64(), lambda e: e.final_update_id),
+        ("bids", LEVELS, lambda e: e.bids),
+        ("asks", LEVELS, lambda e: e.asks),
+    ],
+    MiniTicker: [
+        ("event_time", MS, lambda e: e.event_time),
+        ("open", pa.float64(), lambda e: e.open),
+        ("high", pa.float64(), lambda e: e.high),
+        ("low", pa.float64(), lambda e: e.low),
+        ("close", pa.float64(), lambda e: e.close),
+        ("volume", pa.float64(), lambda e: e.volume),
+        ("quote_volume", pa.float64(), lambda e: e.quote_volume),
+    ],
+    OrderBookSnapshot: [
+        ("last_update_id", pa.int64(), lambda e: e.last_update_id),
+        ("limit", pa.int64(), lambda e: e.limit),
+        ("bids", LEVELS, lambda e: e.bids),
+        ("asks", LEVELS, lambda e: e.asks),
+    ],
+}
+
+RECORDED_TYPES: tuple[type[Event], ...] = tuple(_COLUMNS)
+
+
+def schema_for(typ: type[Event]) -> pa.Schema:
+    fields = [pa.field(name, dtype, nullable=False) for name, dtype in _COMMON]
+    fields += [pa.field(name, dtype, nullable=False) for name, dtype, _ in _COLUMNS[typ]]
+    return pa.schema(fields, metadata={"binance_live.schema_version": str(SCHEMA_VERSION),
+                                       "binance_live.stream": typ.kind})
+
+
+SCHEMAS: dict[str, pa.Schema] = {t.kind: schema_for(t) for t in RECORDED_TYPES}
+
+
+def _levels_array(rows: list[list[tuple[float, float]]]) -> pa.Array:
+    """list<struct<price, qty>> from lists of (price, qty), without per-level dicts."""
+    offsets = [0]
+    prices: list[float] = []
+    qtys: list[float] = []
+    for levels in rows:
+        for price, qty in levels:
+            prices.append(price)
+            qtys.append(qty)
+        offsets.append(len(prices))
+    values = pa.StructArray.from_arrays([pa.array(prices, pa.float64()),
+                                         pa.array(qtys, pa.float64())], fields=list(LEVEL))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=LEVELS)
+
+
+class ColumnBuffer:
+    """Rows of one stream type, kept as Python column lists until :meth:`take`."""
+
+    def __init__(self, typ: type[Event]) -> None:
+        self.typ = typ
+        self.schema = SCHEMAS[typ.kind]
+        self._getters = [getter for _, _, getter in _COLUMNS[typ]]
+        self._types = [dtype for _, dtype, _ in _COLUMNS[typ]]
+        self._clear()
+
+    def _clear(self) -> None:
+        self._symbol: list[str] = []
+        self._recv: list[int] = []
+        self._conn: list[int] = []
+        self._cols: list[list[Any]] = [[] for _ in self._getters]
+
+    def __len__(self) -> int:
+        return len(self._recv)
+
+    def append(self, event: Any) -> None:
+        self._symbol.append(event.symbol)
+        self._recv.append(event.recv_ns)
+        self._conn.append(event.conn)
+        for col, getter in zip(self._cols, self._getters, strict=True):
+            col.append(getter(event))
+
+    def take(self) -> pa.Table:
+        """All buffered rows as a table of this type's schema; the buffer is emptied."""
+        arrays = [pa.array(self._symbol, pa.string()), pa.array(self._recv, NS),
+                  pa.array(self._conn, pa.int64())]
+        for col, dtype in zip(self._cols, self._types, strict=True):
+            arrays.append(_levels_array(col) if dtype == LEVELS else pa.array(col, dtype))
+        self._clear()
+        return pa.Table.from_arrays(arrays, schema=self.schema)
