@@ -9,10 +9,11 @@ from typing import Any
 
 import msgspec
 
-from engine.decode import FrameDecoder
+from engine.book import LocalBook
+from engine.decode import FrameDecoder, decode_snapshot
 from engine.engine import Engine
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.models import Event
+from engine.models import DepthUpdate, Event
 from tests.conftest import settings_for, wait_until
 
 ALL_STREAMS = (
@@ -310,69 +311,63 @@ async def test_raising_and_slow_consumers_do_not_stop_the_feed() -> None:
         await engine.stop(drain_timeout=0.1)
 
 
+async def book_engine(ex: LocalExchange) -> tuple[Engine, LocalBook]:
+    """A started engine streaming BTCUSDT diffs into a LocalBook (inline consumer)."""
+    engine = Engine(settings_for(ex, ("streams.depthUpdate.enabled", True)))
+    book = LocalBook("BTCUSDT")
+    engine.bus.subscribe(book.on_diff, kinds=[DepthUpdate], mode="inline")
+    await engine.start()
+    return engine, book
+
+
+async def sync_book(engine: Engine, book: LocalBook) -> None:
+    """Binance's procedure: buffer, then fetch snapshots until one bridges the buffer."""
+    await wait_until(lambda: len(book.buffer) >= 2, 10, "buffered diffs")
+    for _ in range(5):
+        body = await engine.rest.get("/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5000})
+        if book.on_snapshot(decode_snapshot(body, "BTCUSDT", 5000, 0)):
+            return
+    raise AssertionError("no snapshot bridged the buffered diffs")
+
+
+def assert_same_book(market: Any, book: LocalBook) -> None:
+    bids, asks = market.book_levels()
+    assert {float(p): float(q) for p, q in bids.items()} == dict(book.bids)
+    assert {float(p): float(q) for p, q in asks.items()} == dict(book.asks)
+
+
 async def test_engine_book_from_diffs_and_snapshot_equals_exchange_book() -> None:
     """Engine path: diffs through the bus into LocalBook + a REST snapshot via RestClient."""
-    from engine.book import LocalBook
-    from engine.decode import decode_snapshot
-    from engine.models import DepthUpdate
-
     async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=3000, seed=5)) as ex:
-        engine = Engine(settings_for(ex, ("streams.depthUpdate.enabled", True)))
-        book = LocalBook("BTCUSDT")
-        engine.bus.subscribe(book.on_diff, kinds=[DepthUpdate], mode="inline")
-        await engine.start()
-        await wait_until(lambda: len(book.buffer) >= 2, 10, "buffered diffs")
-        for _ in range(5):  # Binance's procedure: refetch while the snapshot is too old
-            body = await engine.rest.get("/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5000})
-            if book.on_snapshot(decode_snapshot(body, "BTCUSDT", 5000, 0)):
-                break
+        engine, book = await book_engine(ex)
+        await sync_book(engine, book)
         market = ex.market("BTCUSDT")
         start = market.update_id
         await wait_until(lambda: market.update_id - start > 5000, 15, "thousands of book changes")
         ex.pause()
         await wait_until(lambda: book.update_id == market.update_id, 10, "book caught up")
         await engine.stop()
-    bids, asks = market.book_levels()
     assert book.gaps == 0 and book.resyncs == 0
-    assert {float(p): float(q) for p, q in bids.items()} == dict(book.bids)
-    assert {float(p): float(q) for p, q in asks.items()} == dict(book.asks)
+    assert_same_book(market, book)
     assert len(book.bids) > 100
 
 
 async def test_gap_in_diff_ids_sends_the_book_back_to_resync() -> None:
-    from engine.book import LocalBook
-    from engine.decode import decode_snapshot
-    from engine.models import DepthUpdate
-
     async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=2000, seed=6)) as ex:
-        engine = Engine(settings_for(ex, ("streams.depthUpdate.enabled", True)))
-        book = LocalBook("BTCUSDT")
-        engine.bus.subscribe(book.on_diff, kinds=[DepthUpdate], mode="inline")
-        await engine.start()
-
-        async def sync() -> None:
-            await wait_until(lambda: len(book.buffer) >= 2, 10, "buffered diffs")
-            for _ in range(5):
-                body = await engine.rest.get("/api/v3/depth", {"symbol": "BTCUSDT",
-                                                               "limit": 5000})
-                if book.on_snapshot(decode_snapshot(body, "BTCUSDT", 5000, 0)):
-                    return
-            raise AssertionError("never bridged")
-
-        await sync()
+        engine, book = await book_engine(ex)
+        await sync_book(engine, book)
         synced_at = book.update_id
         # a skipped id the snapshot already covers is no loss: skip one past it
         await wait_until(lambda: book.update_id > synced_at, 10, "a diff applied")
         ex.faults.skip_depth_id("BTCUSDT")
         await wait_until(lambda: book.gaps == 1, 10, "gap detected")
         assert book.needs_snapshot
-        await sync()
+        await sync_book(engine, book)
         market = ex.market("BTCUSDT")
         ex.pause()
         await wait_until(lambda: book.update_id == market.update_id, 10, "book caught up")
         await engine.stop()
-    bids, _ = market.book_levels()
-    assert {float(p): float(q) for p, q in bids.items()} == dict(book.bids)
+    assert_same_book(market, book)
 
 
 async def test_client_answers_server_pings_and_keeps_the_connection() -> None:
