@@ -96,7 +96,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         if mode is Mode.INLINE:
-            self.offer = self._call_inline  # type: ignore[method-assign]
+            self.offer = self._deliver  # type: ignore[method-assign]
         elif policy is Overflow.KEEP_LATEST:
             self.offer = self._offer_latest  # type: ignore[method-assign]
 
@@ -124,7 +124,7 @@ class Consumer:
         latest[key] = event
         self._wake_worker()
 
-    def _call_inline(self, event: Any) -> None:
+    def _deliver(self, event: Any) -> None:
         try:
             self.callback(event)
         except Exception as exc:  # noqa: BLE001 - isolation is the point
@@ -189,14 +189,14 @@ class Consumer:
                 continue
             done = 0
             while event is not _EMPTY:
-                try:
-                    if is_async:
+                if is_async:
+                    try:
                         await callback(event)
-                    else:
-                        callback(event)
-                except Exception as exc:  # noqa: BLE001
-                    self._count_error(exc)
-                self.delivered += 1
+                    except Exception as exc:  # noqa: BLE001
+                        self._count_error(exc)
+                    self.delivered += 1
+                else:
+                    self._deliver(event)
                 last = event
                 done += 1
                 if done >= self.batch:
@@ -206,7 +206,6 @@ class Consumer:
             await asyncio.sleep(0)  # let the feed run between batches
 
     def _run_thread(self) -> None:
-        callback = self.callback
         take = self._take
         while True:
             event = take()
@@ -221,11 +220,7 @@ class Consumer:
                 self._wake.clear()
                 self._thread_idle = False
                 continue
-            try:
-                callback(event)
-            except Exception as exc:  # noqa: BLE001
-                self._count_error(exc)
-            self.delivered += 1
+            self._deliver(event)
             if not self.delivered & 63:
                 self._note_lag(event)
 

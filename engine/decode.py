@@ -94,6 +94,7 @@ class Route:
 
     ref: StreamRef
     decoder: msgspec.json.Decoder | None
+    fills_symbol: bool = False  # partial depth: the symbol is only in the stream name
     messages: int = 0
     last_recv_ns: int = 0
 
@@ -135,7 +136,8 @@ class FrameDecoder:
         else:
             typ = _TYPE_BY_KIND[ref.kind]
             target = list[typ] if ref.is_array else typ  # type: ignore[valid-type]
-            route = Route(ref, msgspec.json.Decoder(Envelope[target], strict=False))
+            route = Route(ref, msgspec.json.Decoder(Envelope[target], strict=False),
+                          fills_symbol=ref.kind == "depthPartial")
         self.stats.routes[name] = route
         return route
 
@@ -173,7 +175,7 @@ class FrameDecoder:
                 return data
             data.recv_ns = recv_ns
             data.conn = conn
-            if route.ref.kind == "depthPartial":
+            if route.fills_symbol:
                 data.symbol = route.ref.symbol
             return data
         return self._decode_raw(frame, recv_ns, conn)

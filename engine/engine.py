@@ -154,8 +154,8 @@ class Engine:
         routes = self.decoder.stats.routes
         streams: list[StreamStatus] = []
         for name in sorted(subscribed | set(routes)):
-            ref = parse_stream_name(name)
             route = routes.get(name)
+            ref = route.ref if route is not None else parse_stream_name(name)
             streams.append(StreamStatus(
                 name=name, kind=ref.kind if ref else "unknown", symbol=ref.symbol if ref else "",
                 enabled=name in subscribed, messages=route.messages if route else 0,
