@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.models import MARKET_EVENT_TYPES, Event
+from engine.models import MARKET_EVENT_TYPES, Event, FeedEvent
 
 log = logging.getLogger("binance_live.bus")
 
@@ -271,7 +271,11 @@ class Bus:
                   name: str | None = None, policy: Overflow | str = Overflow.DROP_OLDEST,
                   capacity: int = 10_000, mode: Mode | str | None = None,
                   batch: int = 256) -> Consumer:
-        """Add a consumer; ``kinds`` None means every event type."""
+        """Add a consumer; ``kinds`` None means every *market* event type.
+
+        Feed-ledger entries (``FeedEvent``: connects, disconnects, gaps) go only to
+        consumers that name them in ``kinds``.
+        """
         is_async = inspect.iscoroutinefunction(callback)
         chosen = Mode(mode) if mode is not None else (Mode.TASK if is_async else Mode.THREAD)
         if chosen is Mode.INLINE and is_async:
@@ -295,7 +299,9 @@ class Bus:
         routes: dict[type, tuple[Consumer, ...]] = {}
         for typ in MARKET_EVENT_TYPES:
             routes[typ] = tuple(c for c in self._consumers
-                                if c.kinds is None or any(issubclass(typ, k) for k in c.kinds))
+                                if (c.kinds is None and typ is not FeedEvent)
+                                or (c.kinds is not None
+                                    and any(issubclass(typ, k) for k in c.kinds)))
         self._routes = routes
 
     def publish(self, event: Event) -> None:

@@ -77,6 +77,11 @@ class Streams:
 class Storage:
     enabled: bool = True
     directory: str = "data"
+    flush_interval_s: float = field(default=2.0, metadata={"min": 0.05, "max": 300.0})
+    flush_rows: int = field(default=50_000, metadata={"min": 1})
+    rotate_minutes: float = field(default=60.0, metadata={"min": 0.01, "max": 1440.0})
+    rotate_mb: float = field(default=256.0, metadata={"min": 0.001})
+    raw: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,20 @@ import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from engine.bus import Bus, ConsumerStats
+from engine.bus import Bus, ConsumerStats, Mode
 from engine.config import Settings
+from engine.continuity import ContinuityChecker
 from engine.decode import FrameDecoder
 from engine.manager import ConnectionStatus, StreamManager
 from engine.poller import SnapshotPoller
+from engine.recorder import Recorder, RecorderStatus
 from engine.rest import RestClient, RestStats
 from engine.streams import STREAM_KINDS, parse_stream_name
+
+if TYPE_CHECKING:
+    from engine.replay import Replayer
 
 RATE_SAMPLE_S = 1.0
 RATE_WINDOW = 5  # samples: rates are averaged over the last 5 s (klines arrive every 2 s)
@@ -52,6 +58,9 @@ class EngineStatus:
     snapshot_errors: int
     enabled: dict[str, bool] = field(default_factory=dict)
     polling: bool = False
+    recording: RecorderStatus | None = None
+    gaps: int = 0
+    replay: tuple[int, int, int] | None = None  # (published, total, position_ns)
 
     @property
     def total_rate(self) -> float:
@@ -63,15 +72,27 @@ class EngineStatus:
 
 
 class Engine:
-    def __init__(self, settings: Settings, bus: Bus | None = None) -> None:
+    def __init__(self, settings: Settings, bus: Bus | None = None,
+                 replay: Replayer | None = None) -> None:
+        """``replay`` plays a recording into the bus instead of connecting (see engine.replay)."""
         self.settings = settings
-        self.bus = bus or Bus()
+        self.replay = replay
+        self.bus = bus or (replay.bus if replay is not None else Bus())
         self.decoder = FrameDecoder()
         self.manager = StreamManager(settings.connection, self.bus, self.decoder)
         self.rest = RestClient(settings.connection.rest_url,
                                settings.connection.connect_timeout_s)
         self.poller = SnapshotPoller(settings.order_book, settings.symbols, self.rest, self.bus)
-        self.enabled: dict[str, bool] = {k: settings.stream_enabled(k) for k in STREAM_KINDS}
+        self.enabled: dict[str, bool] = {k: replay is not None or settings.stream_enabled(k)
+                                         for k in STREAM_KINDS}
+        self.continuity = ContinuityChecker(self.bus.publish)
+        self.bus.subscribe(self.continuity.on_event, kinds=ContinuityChecker.KINDS,
+                           name="continuity", mode=Mode.INLINE)
+        self.recorder = Recorder(settings.storage)
+        self.recorder.attach(self.bus)
+        self._recorder_started = False
+        if settings.storage.raw:
+            self.manager.raw_tap = self.recorder.on_raw
         self._rates: dict[str, float] = {}
         self._samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=RATE_WINDOW + 1)
         self._started_at = 0.0
@@ -82,9 +103,17 @@ class Engine:
     async def start(self) -> None:
         self._started_at = time.monotonic()
         self._samples.append((self._started_at, {}))
+        if self.replay is not None:  # recorded data instead of connections; never re-recorded
+            self.bus.start()
+            self.replay.start()
+            self._housekeeping = asyncio.get_running_loop().create_task(
+                self._sample_rates_forever())
+            return
         for kind, on in self.enabled.items():
             if on:
                 self.manager.enable(self.settings.names_for(kind))
+        if self.settings.storage.enabled:
+            await self._start_recorder(True)
         self.bus.start()
         await self.manager.start()
         if self.settings.order_book.enabled:
@@ -97,9 +126,13 @@ class Engine:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        if self.replay is not None:
+            await self.replay.stop()
         await self.poller.stop()
         await self.manager.stop()
         await self.bus.stop(drain_timeout)
+        if self._recorder_started:
+            await self.recorder.stop()  # after the bus: every received row reaches disk
         await self.rest.close()
 
     async def __aenter__(self) -> Engine:
@@ -116,11 +149,30 @@ class Engine:
         if kind not in self.enabled:
             raise ValueError(f"unknown stream kind {kind!r}; known: {', '.join(STREAM_KINDS)}")
         self.enabled[kind] = enabled
+        if self.replay is not None:
+            self.replay.mute(kind, not enabled)
+            return
         names = self.settings.names_for(kind)
         if enabled:
             self.manager.enable(names)
         else:
             self.manager.disable(names)
+
+    async def _start_recorder(self, enabled: bool) -> None:
+        self._recorder_started = True
+        await self.recorder.start(enabled)
+
+    async def set_recording(self, on: bool) -> None:
+        """Start or stop recording at runtime; stopping finishes the open files."""
+        if not self._recorder_started:
+            if on:
+                await self._start_recorder(True)
+            return
+        await self.recorder.set_enabled(on)
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder_started and self.recorder.state == "recording"
 
     def toggle_stream(self, kind: str) -> bool:
         self.set_stream(kind, not self.enabled[kind])
@@ -141,7 +193,8 @@ class Engine:
 
     def sample_rates(self) -> None:
         now = time.monotonic()
-        counts = {name: r.messages for name, r in self.decoder.stats.routes.items()}
+        routes = self.replay.streams if self.replay is not None else self.decoder.stats.routes
+        counts = {name: r.messages for name, r in routes.items()}
         self._samples.append((now, counts))
         then, old = self._samples[0]
         if now > then:
@@ -162,6 +215,13 @@ class Engine:
                 rate=self._rates.get(name, 0.0),
                 last_age_s=(now_ns - route.last_recv_ns) / 1e9
                 if route and route.last_recv_ns else -1.0))
+        if self.replay is not None:  # one row per recorded stream; ages in recorded time
+            pos = self.replay.position_ns
+            streams = [StreamStatus(name=n, kind=c.kind, symbol=c.symbol,
+                                    enabled=self.enabled.get(c.kind, True),
+                                    messages=c.messages, rate=self._rates.get(n, 0.0),
+                                    last_age_s=(pos - c.last_recv_ns) / 1e9)
+                       for n, c in sorted(self.replay.streams.items())]
         stats = self.decoder.stats
         return EngineStatus(
             uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
@@ -170,4 +230,7 @@ class Engine:
             unknown_frames=stats.unknown_streams, published=self.bus.published,
             sink_errors=self.manager.sink_errors, rest=self.rest.stats,
             snapshots=self.poller.snapshots, snapshot_errors=self.poller.errors,
-            enabled=dict(self.enabled), polling=self.poller.running)
+            enabled=dict(self.enabled), polling=self.poller.running,
+            recording=self.recorder.status() if self._recorder_started else None,
+            gaps=self.continuity.gaps,
+            replay=self.replay.progress() if self.replay is not None else None)

@@ -30,7 +30,7 @@ from engine.bus import Bus
 from engine.config import Connection
 from engine.connection import WsClient, open_ws
 from engine.decode import FrameDecoder
-from engine.models import ControlReply, ServerShutdown
+from engine.models import ControlReply, FeedEvent, ServerShutdown
 
 log = logging.getLogger("binance_live.manager")
 
@@ -104,6 +104,7 @@ class Shard:
         self.last_error = ""
         self._changed = asyncio.Event()
         self._shutdown_seen = False
+        self._end_kind = "disconnect"
         self._pending: dict[int, tuple[str, list[str]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._limiter = RateLimiter(cfg.max_messages_per_s)
@@ -179,6 +180,10 @@ class Shard:
         self.active = set(in_url)
         self.state = "open"
         self.connected_at = time.monotonic()
+        opened_ns = time.time_ns()
+        self._end_kind = "disconnect"
+        mgr.feed("connect", self, detail=f"{len(in_url)} streams in the URL",
+                 stream=",".join(in_url))
         self._changed.set()  # streams beyond the URL budget, or changed meanwhile
         try:
             await self._session(client)
@@ -188,6 +193,8 @@ class Shard:
             lived = time.monotonic() - self.connected_at
             self.backoff.connected_for(lived)
             self.reconnects += 1
+            mgr.feed(self._end_kind, self, detail=client.close_reason, start_ns=opened_ns,
+                     stream=",".join(sorted(self.desired)))
             mgr.note_disconnect(self, client.close_reason)
         if self._shutdown_seen:
             return 0.0  # the server asked us to go: reconnect now, no penalty
@@ -212,12 +219,14 @@ class Shard:
                     break
                 if self._shutdown_seen:
                     self.server_shutdowns += 1
+                    self._end_kind = "server_shutdown"
                     client.close(1000, why="serverShutdown received")
                     break
                 now = time.monotonic()
                 silent = now - client.last_rx
                 if silent > cfg.stale_after_s:
                     self.stale_replacements += 1
+                    self._end_kind = "stale"
                     self.last_error = f"stale: nothing received for {silent:.1f}s"
                     client.abort(self.last_error)
                     break
@@ -262,6 +271,7 @@ class Shard:
         if pending is None:
             return
         method, names = pending
+        self.manager.feed(method.lower(), self, stream=",".join(names))
         if method == "SUBSCRIBE":
             self.active.update(n for n in names if n in self.desired)
         else:
@@ -294,6 +304,7 @@ class StreamManager:
         self.request_ids = itertools.count(1)
         self.sink_errors = 0
         self.disconnect_listeners: list[Callable[[int, str], None]] = []
+        self.raw_tap: Callable[[list[bytes], int, int], None] | None = None
         self._running = False
 
     def make_sink(self, shard: Shard) -> Callable[[list[bytes], int], None]:
@@ -302,6 +313,8 @@ class StreamManager:
         conn_id = shard.conn_id
 
         def sink(frames: list[bytes], recv_ns: int) -> None:
+            if self.raw_tap is not None:
+                self.raw_tap(frames, recv_ns, conn_id)
             events: list[object] = []
             for frame in frames:
                 try:
@@ -329,6 +342,14 @@ class StreamManager:
                     log.exception("publishing failed")
 
         return sink
+
+    def feed(self, what: str, shard: Shard, *, stream: str = "", detail: str = "",
+             start_ns: int = 0) -> None:
+        """Publish a ledger entry about a connection (connect, disconnect, stale, ...)."""
+        now = time.time_ns()
+        self.bus.publish(FeedEvent(what=what, stream=stream, detail=detail[:500],
+                                   start_ns=start_ns or now, end_ns=now, recv_ns=now,
+                                   conn=shard.conn_id))
 
     def note_disconnect(self, shard: Shard, reason: str) -> None:
         for listener in self.disconnect_listeners:

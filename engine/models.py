@@ -207,6 +207,26 @@ class OrderBookSnapshot(Event, gc=False, kw_only=True):
     limit: int = field(default=0, name="__limit")
 
 
+class FeedEvent(Event, gc=False, kw_only=True):
+    """An entry of the continuity ledger: what happened to the feed, not to the market.
+
+    ``what`` is one of: connect, disconnect, stale, server_shutdown, subscribe,
+    unsubscribe, gap (ids missing between ``last_good`` and the next id received;
+    ``first_missing`` is the first id not received), resync (a book was rebuilt).
+    ``start_ns``/``end_ns`` bound the affected local-time window.
+    """
+
+    kind: ClassVar[str] = "feed"
+    what: str
+    stream: str = ""
+    symbol: str = ""
+    first_missing: int = -1
+    last_good: int = -1
+    start_ns: int = 0
+    end_ns: int = 0
+    detail: str = ""
+
+
 # --- control-protocol replies (not market events) --------------------------------------
 
 
@@ -237,6 +257,7 @@ MARKET_EVENT_TYPES: tuple[type[Event], ...] = (
     ReferencePrice,
     ServerShutdown,
     OrderBookSnapshot,
+    FeedEvent,
 )
 
 EVENT_TYPES_BY_KIND: dict[str, type[Event]] = {t.kind: t for t in MARKET_EVENT_TYPES}

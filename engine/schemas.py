@@ -36,7 +36,11 @@ NS = pa.timestamp("ns", tz="UTC")
 LEVEL = pa.struct([("price", pa.float64()), ("qty", pa.float64())])
 LEVELS = pa.list_(LEVEL)
 
-_COMMON = [("symbol", pa.string()), ("recv_time", NS), ("conn_id", pa.int64())]
+# Every row: local receive time, the connection it came on, and the recorder's receive
+# sequence number (total order across all stream types, so replay reproduces it exactly).
+# The symbol is not a column: files are partitioned by it (``symbol=BTCUSDT``), and
+# hive-partitioned readers add it back.
+_COMMON = [("recv_time", NS), ("conn_id", pa.int64()), ("seq", pa.int64())]
 
 # column name -> (arrow type, getter); order is the file's column order.
 Columns = list[tuple[str, pa.DataType, Callable[[Any], Any]]]
@@ -116,6 +120,23 @@ _COLUMNS: dict[type[Event], Columns] = {
     ],
 }
 
+RAW_SCHEMA = pa.schema(
+    [pa.field("recv_time", NS, nullable=False), pa.field("conn_id", pa.int64(), nullable=False),
+     pa.field("seq", pa.int64(), nullable=False), pa.field("frame", pa.binary(), nullable=False)],
+    metadata={"binance_live.schema_version": str(SCHEMA_VERSION), "binance_live.stream": "raw"})
+
+EVENTS_SCHEMA = pa.schema(
+    [pa.field("recv_time", NS, nullable=False), pa.field("conn_id", pa.int64(), nullable=False),
+     pa.field("seq", pa.int64(), nullable=False), pa.field("what", pa.string(), nullable=False),
+     pa.field("stream", pa.string(), nullable=False),
+     pa.field("symbol", pa.string(), nullable=False),
+     pa.field("first_missing", pa.int64(), nullable=False),
+     pa.field("last_good", pa.int64(), nullable=False),
+     pa.field("start_time", NS, nullable=False), pa.field("end_time", NS, nullable=False),
+     pa.field("detail", pa.string(), nullable=False)],
+    metadata={"binance_live.schema_version": str(SCHEMA_VERSION),
+              "binance_live.stream": "_events"})
+
 RECORDED_TYPES: tuple[type[Event], ...] = tuple(_COLUMNS)
 
 
@@ -144,8 +165,13 @@ def _levels_array(rows: list[list[tuple[float, float]]]) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=LEVELS)
 
 
+def columns(typ: type[Event]) -> list[str]:
+    """Names of the type-specific columns, in file order (after the common ones)."""
+    return [name for name, _, _ in _COLUMNS[typ]]
+
+
 class ColumnBuffer:
-    """Rows of one stream type, kept as Python column lists until :meth:`take`."""
+    """Rows of one stream type (one symbol), kept as Python column lists until :meth:`take`."""
 
     def __init__(self, typ: type[Event]) -> None:
         self.typ = typ
@@ -155,7 +181,7 @@ class ColumnBuffer:
         self._clear()
 
     def _clear(self) -> None:
-        self._symbol: list[str] = []
+        self._seq: list[int] = []
         self._recv: list[int] = []
         self._conn: list[int] = []
         self._cols: list[list[Any]] = [[] for _ in self._getters]
@@ -163,8 +189,8 @@ class ColumnBuffer:
     def __len__(self) -> int:
         return len(self._recv)
 
-    def append(self, event: Any) -> None:
-        self._symbol.append(event.symbol)
+    def append(self, event: Any, seq: int = 0) -> None:
+        self._seq.append(seq)
         self._recv.append(event.recv_ns)
         self._conn.append(event.conn)
         for col, getter in zip(self._cols, self._getters, strict=True):
@@ -172,8 +198,8 @@ class ColumnBuffer:
 
     def take(self) -> pa.Table:
         """All buffered rows as a table of this type's schema; the buffer is emptied."""
-        arrays = [pa.array(self._symbol, pa.string()), pa.array(self._recv, NS),
-                  pa.array(self._conn, pa.int64())]
+        arrays = [pa.array(self._recv, NS), pa.array(self._conn, pa.int64()),
+                  pa.array(self._seq, pa.int64())]
         for col, dtype in zip(self._cols, self._types, strict=True):
             arrays.append(_levels_array(col) if dtype == LEVELS else pa.array(col, dtype))
         self._clear()

@@ -16,7 +16,8 @@ def test_every_schema_has_the_common_columns_and_typed_fields() -> None:
     for kind, schema in SCHEMAS.items():
         assert schema.field("recv_time").type == NS, kind
         assert schema.field("conn_id").type == pa.int64(), kind
-        assert schema.field("symbol").type == pa.string(), kind
+        assert schema.field("seq").type == pa.int64(), kind
+        assert "symbol" not in schema.names, kind  # a partition key, not a column
         assert schema.metadata[b"binance_live.schema_version"] == str(SCHEMA_VERSION).encode()
         for f in schema:
             if f.name.endswith("_id") or f.name in ("trades", "limit"):
@@ -40,7 +41,7 @@ def test_real_frames_round_trip_through_parquet(shared_dir, tmp_path) -> None:
             continue
         ev = dec.decode(frame, int(ns), 7)
         events.append(ev)
-        buffers[type(ev)].append(ev)
+        buffers[type(ev)].append(ev, seq=len(events))
     for typ, buf in buffers.items():
         n = len(buf)
         table = buf.take()
@@ -57,7 +58,7 @@ def test_real_frames_round_trip_through_parquet(shared_dir, tmp_path) -> None:
                 back = back.set_column(i, f.name, back.column(i).cast(pa.int64()))
         rows = back.to_pylist()
         for row, ev in zip(rows, originals, strict=True):
-            assert row["symbol"] == ev.symbol and row["conn_id"] == 7
+            assert row["conn_id"] == 7 and events[row["seq"] - 1] is ev
             if typ is Trade:
                 assert row["trade_id"] == ev.trade_id and row["price"] == ev.price
                 assert row["trade_time"] == ev.trade_time and row["event_time"] == ev.event_time

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="settings file (default: config/settings.yaml)")
     p.add_argument("--no-storage", action="store_true", help="stream only, write no files")
     p.add_argument("--storage-dir", metavar="DIR", help="where recordings go")
+    p.add_argument("--record-raw", action="store_true",
+                   help="also record every raw frame as received (storage.raw)")
     p.add_argument("--no-trade", action="store_true", help="do not subscribe to the trade stream")
     p.add_argument("--kline-interval", metavar="I",
                    help="kline interval: " + " ".join(KLINE_INTERVALS))
@@ -55,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="run against the bundled local exchange (no network needed)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every event (headless)")
+    p.add_argument("--replay", type=Path, metavar="DIR",
+                   help="play a recording (a --storage-dir) instead of connecting")
+    p.add_argument("--speed", metavar="X",
+                   help="replay speed: 1 (real time, default), 10, max, or any positive number")
+    p.add_argument("--from", dest="replay_from", metavar="T",
+                   help="replay from T: ISO-8601 UTC (2024-08-08T23:55:00[Z]) or epoch ms")
+    p.add_argument("--to", dest="replay_to", metavar="T", help="replay up to T (exclusive)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting by its dotted key")
     return p
@@ -76,6 +85,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
         out.append(("storage.enabled", False))
     if args.storage_dir:
         out.append(("storage.directory", args.storage_dir))
+    if args.record_raw:
+        out.append(("storage.raw", True))
     if args.no_trade:
         out.append(("streams.trade.enabled", False))
     if args.kline_interval:
@@ -94,23 +105,51 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
         out.append(("connection.rest_url", args.rest_url))
     if args.verbose:
         out.append(("verbose", True))
+    if args.replay is not None:
+        out.append(("storage.enabled", False))  # a replay is never recorded again
     return out
+
+
+def replay_from_args(args: argparse.Namespace) -> Any:
+    """The ReplaySpec asked for (None without ``--replay``); bad values raise ConfigError."""
+    given = [f for f, v in (("--speed", args.speed), ("--from", args.replay_from),
+                            ("--to", args.replay_to)) if v is not None]
+    if args.replay is None:
+        if given:
+            raise ConfigError(f"{given[0]}: only valid with --replay DIR")
+        return None
+    if args.demo:
+        raise ConfigError("--demo: not valid with --replay DIR")
+    from engine.replay import ReplayError, ReplaySpec, parse_speed, parse_time  # pyarrow: lazy
+
+    spec = ReplaySpec(
+        args.replay, parse_speed(args.speed) if args.speed is not None else 1.0,
+        parse_time(args.replay_from, "--from") if args.replay_from is not None else None,
+        parse_time(args.replay_to, "--to") if args.replay_to is not None else None)
+    if spec.start_ns is not None and spec.end_ns is not None and spec.end_ns <= spec.start_ns:
+        raise ConfigError(f"--to: {args.replay_to!r} is not after --from {args.replay_from!r}")
+    try:
+        spec.check()
+    except ReplayError as exc:
+        raise ConfigError(str(exc)) from None
+    return spec
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config, overrides_from_args(args))
+        replay = replay_from_args(args)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: config error: {exc}\n")
         return 2
     if args.no_ui:
         from tui.headless import run_headless
 
-        return run_headless(settings, demo=args.demo)
+        return run_headless(settings, demo=args.demo, replay=replay)
     from tui.app import run_app
 
-    return run_app(settings, demo=args.demo)
+    return run_app(settings, demo=args.demo, replay=replay)
 
 
 def entry() -> None:

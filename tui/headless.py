@@ -9,19 +9,24 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from engine.bus import Mode, Overflow
 from engine.config import Settings
 from engine.engine import Engine, EngineStatus
 from engine.models import to_builtins
 
+if TYPE_CHECKING:
+    from engine.replay import ReplaySpec
 
-def status_table(status: EngineStatus) -> Table:
-    """One row per connection and per stream; a caption with the totals."""
+
+def status_table(status: EngineStatus) -> Group:
+    """One row per connection and per stream, then a summary line (wrapped, not cropped)."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("stream / connection")
     table.add_column("state")
@@ -44,12 +49,39 @@ def status_table(status: EngineStatus) -> Table:
                       f"{s.messages:,}", f"{s.last_age_s:.1f}s" if s.last_age_s >= 0 else "-")
     drops = sum(c.dropped for c in status.consumers)
     errors = sum(c.errors for c in status.consumers)
-    table.caption = (f"up {status.uptime_s:,.0f}s · {status.total_rate:,.0f} msg/s · "
+    summary = (f"up {status.uptime_s:,.0f}s · {status.total_rate:,.0f} msg/s · "
                      f"reconnects {status.reconnects} · bad frames {status.bad_frames} · "
                      f"consumer drops {drops} errors {errors}"
                      + (f" · snapshots {status.snapshots} (errors {status.snapshot_errors}, "
-                        f"weight {status.rest.used_weight})" if status.polling else ""))
-    return table
+                        f"weight {status.rest.used_weight})" if status.polling else "")
+                     + (f" · replay {status.replay[0]:,}/{status.replay[1]:,} at "
+                        f"{utc_time(status.replay[2])}" if status.replay is not None else "")
+                     + f" · gaps {status.gaps} · {recording_line(status)}")
+    return Group(table, Text(summary))
+
+
+def recording_line(status: EngineStatus) -> str:
+    """REC state for humans: rows and bytes written, or why recording failed."""
+    rec = status.recording
+    if rec is None or rec.state == "off":
+        return "REC off"
+    if rec.state == "failed":
+        return f"REC FAILED: {rec.last_error}"
+    return (f"REC {rec.rows_written + rec.rows_pending:,} rows ({rec.rows_written:,} on disk, "
+            f"{rec.bytes_written / 1e6:,.1f} MB, {rec.files_finished} files) → {rec.directory}")
+
+
+def utc_time(ns: int) -> str:
+    """Recorded time for humans: ISO-8601 UTC with milliseconds."""
+    if not ns:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        f".{ns // 1_000_000 % 1000:03d}Z"
+
+
+async def _set_when_done(done: asyncio.Event, stop: asyncio.Event) -> None:
+    await done.wait()
+    stop.set()
 
 
 def _event_printer(out: Any) -> Any:
@@ -62,7 +94,7 @@ def _event_printer(out: Any) -> Any:
     return print_event
 
 
-async def _main(settings: Settings, demo: bool) -> int:
+async def _main(settings: Settings, demo: bool, replay: ReplaySpec | None = None) -> int:
     console = Console(highlight=False)
     exchange = None
     if demo:
@@ -74,14 +106,22 @@ async def _main(settings: Settings, demo: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    engine = Engine(settings)
+    engine = replay.engine(settings) if replay is not None else Engine(settings)
     if settings.verbose:
         engine.bus.subscribe(_event_printer(sys.stdout), name="verbose", mode=Mode.THREAD,
                              policy=Overflow.DROP_OLDEST, capacity=50_000)
-    console.print(f"binance-live: {', '.join(settings.symbols)} · "
-                  f"{len(settings.stream_names())} streams · {settings.connection.ws_url} · "
-                  "Ctrl-C to stop")
+    if replay is not None:
+        console.print(f"binance-live: replay {replay.root} · speed "
+                      f"{replay.speed:g}x · Ctrl-C to stop" if replay.speed else
+                      f"binance-live: replay {replay.root} · speed max · Ctrl-C to stop")
+    else:
+        console.print(f"binance-live: {', '.join(settings.symbols)} · "
+                      f"{len(settings.stream_names())} streams · {settings.connection.ws_url} · "
+                      "Ctrl-C to stop")
     await engine.start()
+    watcher = None
+    if engine.replay is not None:  # a finished replay ends the run like Ctrl-C does
+        watcher = loop.create_task(_set_when_done(engine.replay.done, stop))
     try:
         while not stop.is_set():
             try:
@@ -89,12 +129,31 @@ async def _main(settings: Settings, demo: bool) -> int:
             except TimeoutError:
                 console.print(status_table(engine.status()))
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await engine.stop()
         if exchange is not None:
             await exchange.stop()
+    if engine.replay is not None:
+        return _replay_summary(console, engine)
     console.print("stopped cleanly")
     return 0
 
 
-def run_headless(settings: Settings, demo: bool = False) -> int:
-    return asyncio.run(_main(settings, demo))
+def _replay_summary(console: Console, engine: Engine) -> int:
+    """Final table and totals; exit 1 only when the recording could not be read."""
+    r = engine.replay
+    assert r is not None
+    console.print(status_table(engine.status()))
+    if r.error is not None:
+        console.print(f"replay failed: {r.error}")
+        return 1
+    finished = r.published + r.skipped == r.total
+    console.print(f"replay {'done' if finished else 'stopped'}: {r.published:,} of {r.total:,} "
+                  f"events published · recorded {utc_time(r.first_ns)} → {utc_time(r.last_ns)}")
+    console.print("stopped cleanly")
+    return 0
+
+
+def run_headless(settings: Settings, demo: bool = False, replay: ReplaySpec | None = None) -> int:
+    return asyncio.run(_main(settings, demo, replay))

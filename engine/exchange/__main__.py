@@ -19,7 +19,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", default="50", help="ops/s per symbol, 0 = none, 'max' = unlimited")
-    p.add_argument("--recording", default=None, help="hftbacktest .gz/.txt file to replay")
+    p.add_argument("--recording", default=None,
+                   help="hftbacktest .gz/.txt file, or a recording dir with _raw")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (0 = max)")
     p.add_argument("--ping-interval", type=float, default=20.0)
     p.add_argument("--pong-timeout", type=float, default=60.0)

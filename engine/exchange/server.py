@@ -68,6 +68,7 @@ class LocalExchange:
         self.rest = RestApi(self)
         self._frames: list[rp.Frame] = []
         self._replay_symbol = ""
+        self._replay_symbols: frozenset[str] = frozenset()  # a dataset may hold several
         self._replay_snap: dict[str, str] = {}
         self._replay_bt: dict[str, str] = {}
         self._replay_go = asyncio.Event()
@@ -75,20 +76,21 @@ class LocalExchange:
         if cfg.recording:
             self._frames = rp.load(cfg.recording)
             self._replay_symbol = rp.symbol_of(self._frames)
+            self._replay_symbols = frozenset(rp.symbols_of(self._frames))
             first = next((f for f in self._frames if not f.stream), None)
             if first is not None:
                 self._replay_snap[self._replay_symbol] = first.text
         now = self.now_ms()
         self.markets: dict[str, Market] = {
             s: Market(cfg.spec(s), cfg.seed, cfg.history, now)
-            for s in cfg.symbols if s != self._replay_symbol}
+            for s in cfg.symbols if s not in self._replay_symbols}
         for m in self.markets.values():
             if cfg.warmup_ops:
                 m.step(now, cfg.warmup_ops)
                 m.drain()
                 m.reset_diffs()
         self.all_symbols: tuple[str, ...] = tuple(dict.fromkeys(
-            [*cfg.symbols, *([self._replay_symbol] if self._replay_symbol else [])]))
+            [*cfg.symbols, *sorted(self._replay_symbols)]))
         self._names = {s: {k: f"{s.lower()}@{k}" for k in
                            ("trade", "aggTrade", "bookTicker", "depth", "depth@100ms",
                             "miniTicker", "ticker")} for s in self.all_symbols}
@@ -207,7 +209,7 @@ class LocalExchange:
                 st = parse_stream(n)
                 if st is not None:
                     self._parsed[n] = st
-            if self._replay_symbol and n.split("@", 1)[0].upper() == self._replay_symbol:
+            if n.split("@", 1)[0].upper() in self._replay_symbols:
                 self._replay_go.set()
 
     def _unsubscribe(self, conn: Connection, names: list[str]) -> None:
@@ -436,7 +438,7 @@ class LocalExchange:
                 self._replay_snap[sym] = f.text
                 continue
             if f.stream.endswith("@bookTicker"):
-                self._replay_bt[sym] = f.data
+                self._replay_bt[f.stream.split("@", 1)[0].upper()] = f.data
             conns = self._subs.get(f.stream)
             if conns:
                 for c in tuple(conns):

@@ -1,0 +1,366 @@
+"""The Parquet recorder: a lossless bus consumer with all file I/O off the event loop.
+
+On the loop, each event is appended to an in-memory column buffer (an ``inline``
+consumer: no queue, so nothing can be dropped). Every ``flush_interval_s`` (or sooner,
+after ``flush_rows`` rows) the buffers are swapped out in O(1) and handed to one
+writer thread, which builds the Arrow tables, appends them to the open segments
+(``engine/segments.py``), and rotates segments by hour (``rotate_minutes``), by UTC
+date and by size (``rotate_mb``). Stopping flushes everything and finishes every file.
+
+Durability: Ctrl-C/SIGTERM lose nothing. After kill -9, every finished file is intact
+and rows already flushed to an open segment are recovered into a finished file at the
+next start; only rows still in memory (at most one flush interval) are lost. A write
+error (disk full, permission denied) puts the recorder in the ``failed`` state with the
+error visible in status; streaming continues and further rows are counted as dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from engine.bus import Bus, Mode
+from engine.clock import SYSTEM, Clock
+from engine.config import Storage
+from engine.layout import EVENTS_DIR, RAW_DIR, file_name, in_progress_path, partition_dir
+from engine.models import Event, FeedEvent
+from engine.schemas import EVENTS_SCHEMA, NS, RAW_SCHEMA, RECORDED_TYPES, ColumnBuffer
+from engine.segments import Segment, SegmentResult, recover
+
+log = logging.getLogger("binance_live.recorder")
+
+NS_PER_S = 1_000_000_000
+DAY_NS = 86_400 * NS_PER_S
+
+
+class RecorderState(StrEnum):
+    OFF = "off"
+    RECORDING = "recording"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RecorderStatus:
+    state: str
+    directory: str
+    rows_written: int  # rows handed to files (open segments included)
+    rows_pending: int  # rows in memory, not yet flushed
+    rows_dropped: int  # rows received while failed
+    files_finished: int
+    bytes_written: int
+    recovered_rows: int
+    last_error: str
+    raw: bool
+
+
+class FeedBuffer:
+    """Column buffer for the continuity ledger (``_events``)."""
+
+    schema = EVENTS_SCHEMA
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def append(self, e: FeedEvent, seq: int = 0) -> None:
+        self.rows.append((e.recv_ns, e.conn, seq, e.what, e.stream, e.symbol, e.first_missing,
+                          e.last_good, e.start_ns, e.end_ns, e.detail))
+
+    def recv_times(self) -> list[int]:
+        return [r[0] for r in self.rows]
+
+    def take(self) -> pa.Table:
+        cols = list(zip(*self.rows, strict=True)) if self.rows else [[]] * len(self.schema)
+        self.rows = []
+        return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(cols, self.schema,
+                                                                           strict=True)],
+                                    schema=self.schema)
+
+
+class RawBuffer:
+    """Raw frames exactly as received (``_raw``), for archival and exact replay."""
+
+    schema = RAW_SCHEMA
+
+    def __init__(self) -> None:
+        self.recv: list[int] = []
+        self.conn: list[int] = []
+        self.seq: list[int] = []
+        self.frames: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self.recv)
+
+    def recv_times(self) -> list[int]:
+        return self.recv
+
+    def take(self) -> pa.Table:
+        table = pa.Table.from_arrays(
+            [pa.array(self.recv, NS), pa.array(self.conn, pa.int64()),
+             pa.array(self.seq, pa.int64()), pa.array(self.frames, pa.binary())],
+            schema=self.schema)
+        self.__init__()  # type: ignore[misc]
+        return table
+
+
+Buffer = ColumnBuffer | FeedBuffer | RawBuffer
+Key = tuple[str, str]  # (kind folder, symbol or "")
+
+
+def _recv_times(buf: Buffer) -> list[int]:
+    return buf._recv if isinstance(buf, ColumnBuffer) else buf.recv_times()  # noqa: SLF001
+
+
+class Recorder:
+    def __init__(self, storage: Storage, clock: Clock = SYSTEM) -> None:
+        self.cfg = storage
+        self.root = Path(storage.directory)
+        self.clock = clock
+        self.state = RecorderState.OFF
+        self.last_error = ""
+        self.rows_written = 0
+        self.rows_dropped = 0
+        self.files_finished = 0
+        self.bytes_finished = 0
+        self.recovered_rows = 0
+        self._buffers: dict[Key, Buffer] = {}
+        self._pending = 0
+        self._seq = 0
+        self._raw_seq = 0
+        self._segments: dict[Key, tuple[Segment, int]] = {}  # key -> (segment, rotation bucket)
+        self._names = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+        self._inflight: list[Future[None]] = []
+        self._flush_soon: asyncio.Handle | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rotate_ns = int(storage.rotate_minutes * 60 * NS_PER_S)
+        self._rotate_bytes = int(storage.rotate_mb * 1024 * 1024)
+
+    # -- wiring --------------------------------------------------------------------------
+
+    def attach(self, bus: Bus) -> None:
+        bus.subscribe(self.on_event, kinds=[*RECORDED_TYPES, FeedEvent], name="recorder",
+                      mode=Mode.INLINE)
+
+    async def start(self, enabled: bool = True) -> None:
+        """Recover what a crash left open, then start recording (if enabled)."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            results = await self._loop.run_in_executor(self._executor, recover, self.root)
+        except OSError as exc:
+            self._fail(f"recovery in {self.root} failed: {exc}")
+            results = []
+        self.recovered_rows = sum(r.rows for r in results)
+        self._note_finished(results)
+        if enabled and self.state is not RecorderState.FAILED:
+            self.state = RecorderState.RECORDING
+        self._timer = self._loop.create_task(self._flush_forever(), name="recorder-flush")
+
+    async def stop(self) -> None:
+        """Flush every row and finish every file (the Ctrl-C path)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        await self.close_files()
+        self.state = RecorderState.OFF if self.state is not RecorderState.FAILED else self.state
+        self._executor.shutdown(wait=True)
+
+    async def set_enabled(self, on: bool) -> None:
+        """The runtime toggle: off finishes the open files; on (re)starts, also after a failure."""
+        if on:
+            self.last_error = "" if self.state is RecorderState.FAILED else self.last_error
+            self.state = RecorderState.RECORDING
+        else:
+            await self.close_files()
+            self.state = RecorderState.OFF
+
+    # -- hot path (event loop) ------------------------------------------------------------
+
+    def on_event(self, event: Any) -> None:
+        if self.state is not RecorderState.RECORDING:
+            if self.state is RecorderState.FAILED:
+                self.rows_dropped += 1
+            return
+        typ = type(event)
+        if typ is FeedEvent:
+            key: Key = (EVENTS_DIR, "")
+        else:
+            key = (typ.kind, event.symbol)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = FeedBuffer() if typ is FeedEvent else ColumnBuffer(typ)
+        self._seq += 1
+        buf.append(event, self._seq)
+        self._count_pending()
+
+    def on_raw(self, frames: list[bytes], recv_ns: int, conn: int) -> None:
+        """StreamManager raw tap: every frame as received (only when ``storage.raw``)."""
+        if self.state is not RecorderState.RECORDING:
+            return
+        buf = self._buffers.get((RAW_DIR, ""))
+        if buf is None:
+            buf = self._buffers[(RAW_DIR, "")] = RawBuffer()
+        assert isinstance(buf, RawBuffer)
+        for frame in frames:
+            self._raw_seq += 1
+            buf.recv.append(recv_ns)
+            buf.conn.append(conn)
+            buf.seq.append(self._raw_seq)
+            buf.frames.append(bytes(frame))
+        self._count_pending(len(frames))
+
+    def _count_pending(self, n: int = 1) -> None:
+        self._pending += n
+        if self._pending >= self.cfg.flush_rows and self._flush_soon is None \
+                and self._loop is not None:
+            self._flush_soon = self._loop.call_soon(self.flush)
+
+    # -- flushing -------------------------------------------------------------------------
+
+    def flush(self) -> Future[None] | None:
+        """Swap the buffers out (O(1) on the loop) and write them in the writer thread."""
+        self._flush_soon = None
+        batches, self._buffers, self._pending = self._buffers, {}, 0
+        if self.state is RecorderState.FAILED:
+            self.rows_dropped += sum(len(b) for b in batches.values())
+            return None
+        self._inflight = [f for f in self._inflight if not f.done()]
+        future = self._executor.submit(self._write, batches, self.clock.time_ns())
+        self._inflight.append(future)
+        return future
+
+    async def drain(self) -> None:
+        """Wait until everything flushed so far is on disk."""
+        for future in list(self._inflight):
+            await asyncio.wrap_future(future)
+        self._inflight = [f for f in self._inflight if not f.done()]
+
+    async def close_files(self) -> None:
+        self.flush()
+        await self.drain()
+        future = self._executor.submit(self._close_all)
+        await asyncio.wrap_future(future)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.flush_interval_s)
+            self.flush()
+
+    # -- writer thread ----------------------------------------------------------------------
+
+    def _write(self, batches: dict[Key, Buffer], now_ns: int) -> None:
+        try:
+            for key, buf in batches.items():
+                if not len(buf):
+                    continue
+                recv = _recv_times(buf)
+                schema = buf.schema
+                table = buf.take()
+                for part, first_ns in _split(table, recv, self._rotate_ns):
+                    self._append(key, schema, part, first_ns)
+            self._close_idle(now_ns)
+        except (OSError, pa.ArrowException) as exc:
+            self._fail(f"writing to {self.root} failed: {exc}")
+
+    def _append(self, key: Key, schema: pa.Schema, table: pa.Table, first_ns: int) -> None:
+        bucket = _bucket(first_ns, self._rotate_ns)
+        open_seg = self._segments.get(key)
+        if open_seg is not None:
+            seg, seg_bucket = open_seg
+            if seg_bucket != bucket or seg.bytes >= self._rotate_bytes:
+                self._finish(key)
+                open_seg = None
+        if open_seg is None:
+            seg = Segment(self._new_path(key, first_ns), schema)
+            self._segments[key] = (seg, bucket)
+        else:
+            seg = open_seg[0]
+        seg.write(table)
+        self.rows_written += table.num_rows
+
+    def _new_path(self, key: Key, first_ns: int) -> Path:
+        kind, symbol = key
+        folder = partition_dir(self.root, kind, symbol, first_ns)
+        while True:
+            self._names += 1
+            path = folder / file_name(kind, symbol, first_ns, self._names)
+            if not path.exists() and not in_progress_path(path).exists():
+                return path
+
+    def _finish(self, key: Key) -> None:
+        seg, _ = self._segments.pop(key)
+        self._note_finished([seg.close()])
+
+    def _note_finished(self, results: list[SegmentResult]) -> None:
+        for r in results:
+            if r.rows:
+                self.files_finished += 1
+                self.bytes_finished += r.bytes
+
+    def _close_idle(self, now_ns: int) -> None:
+        """Finish segments whose hour has passed even if their stream went quiet."""
+        bucket = _bucket(now_ns, self._rotate_ns)
+        for key in [k for k, (_, b) in self._segments.items() if b < bucket]:
+            self._finish(key)
+
+    def _close_all(self) -> None:
+        try:
+            for key in list(self._segments):
+                self._finish(key)
+        except (OSError, pa.ArrowException) as exc:
+            self._fail(f"finishing files in {self.root} failed: {exc}")
+
+    def _fail(self, message: str) -> None:
+        if self.state is not RecorderState.FAILED:
+            log.error("recording stopped: %s", message)
+        self.state = RecorderState.FAILED
+        self.last_error = message
+        for seg, _ in self._segments.values():
+            seg.abandon()  # kept on disk for recovery at the next start
+        self._segments.clear()
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> RecorderStatus:
+        open_bytes = sum(seg.bytes for seg, _ in list(self._segments.values()))
+        return RecorderStatus(
+            state=self.state.value, directory=str(self.root), rows_written=self.rows_written,
+            rows_pending=self._pending, rows_dropped=self.rows_dropped,
+            files_finished=self.files_finished, bytes_written=self.bytes_finished + open_bytes,
+            recovered_rows=self.recovered_rows, last_error=self.last_error, raw=self.cfg.raw)
+
+
+def _bucket(ns: int, rotate_ns: int) -> tuple[int, int]:
+    """Rotation bucket: UTC day and period within it, so files never straddle a date."""
+    return ns // DAY_NS, (ns % DAY_NS) // rotate_ns
+
+
+def _split(table: pa.Table, recv: list[int], rotate_ns: int) -> list[tuple[pa.Table, int]]:
+    """Cut a batch where its rows cross a rotation bucket (hour or UTC date)."""
+    if not recv:
+        return []
+    first, last = _bucket(recv[0], rotate_ns), _bucket(recv[-1], rotate_ns)
+    if first == last and all(recv[i] <= recv[i + 1] for i in range(len(recv) - 1)):
+        return [(table, recv[0])]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, ns in enumerate(recv):
+        groups.setdefault(_bucket(ns, rotate_ns), []).append(i)
+    return [(table.take(pa.array(idx, pa.int64())), recv[idx[0]])
+            for _, idx in sorted(groups.items())]
+
+
+RawTap = Callable[[list[bytes], int, int], None]
+__all__ = ["Event", "Recorder", "RecorderState", "RecorderStatus"]
