@@ -235,3 +235,36 @@ async def test_ledger_events_and_toggle_off_finishes_files(tmp_path) -> None:
     assert events[0]["what"] == "gap" and events[0]["first_missing"] == 1005
     assert events[0]["last_good"] == 1004 and events[0]["stream"] == "btcusdt@trade"
     await rec.stop()
+
+
+async def test_reconnect_gap_is_in_the_ledger_with_exact_ids(tmp_path) -> None:
+    """Engine + exchange: a server-side drop loses trades; _events says exactly which."""
+    from engine.engine import Engine
+    from engine.exchange import ExchangeConfig, LocalExchange
+    from tests.conftest import settings_for, wait_until
+
+    async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=500, seed=9)) as ex:
+        settings = settings_for(ex, ("storage.enabled", True),
+                                ("storage.directory", str(tmp_path / "data")),
+                                backoff_initial_s=0.3, backoff_max_s=0.3)
+        engine = Engine(settings)
+        trades: list[Trade] = []
+        engine.bus.subscribe(trades.append, kinds=[Trade], mode="inline")
+        await engine.start()
+        await wait_until(lambda: len(trades) > 50, 10, "trades")
+        ex.faults.drop_all()  # trades keep happening while we are away
+        await wait_until(lambda: engine.continuity.gaps >= 1, 15, "gap after reconnect")
+        await engine.stop()
+    ids = [t.trade_id for t in trades]
+    holes = [(a, b) for a, b in zip(ids, ids[1:], strict=False) if b != a + 1]
+    ledger = ds.dataset(tmp_path / "data" / "_events", format="parquet",
+                        partitioning="hive").to_table(
+        columns=["what", "stream", "first_missing", "last_good"]).to_pylist()
+    whats = [e["what"] for e in ledger]
+    assert whats[0] == "connect" and "disconnect" in whats
+    assert whats.count("connect") >= 2
+    gaps = [(e["last_good"], e["first_missing"]) for e in ledger
+            if e["what"] == "gap" and e["stream"] == "btcusdt@trade"]
+    assert gaps == [(a, a + 1) for a, _ in holes]
+    stored = read(tmp_path / "data", "trade").column("trade_id").to_pylist()
+    assert stored == ids

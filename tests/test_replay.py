@@ -277,7 +277,7 @@ async def test_tui_runs_unchanged_on_a_replay(tmp_path: Path) -> None:
         await wait_until(lambda: ("trade", "BTCUSDT") in app.latest, 5, "a trade shown")
         await pilot.pause(0.2)
         screen = app.export_screenshot()
-        assert "btcusdt@trade" in screen and "replay 21/21" in screen
+        assert "btcusdt@trade" in screen and "21/21" in screen  # the replay progress
         await pilot.press("t")
         assert app.engine is not None and app.engine.replay is not None
         assert app.engine.replay.muted == {"trade"}
