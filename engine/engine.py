@@ -86,8 +86,9 @@ class Engine:
         self.enabled: dict[str, bool] = {k: replay is not None or settings.stream_enabled(k)
                                          for k in STREAM_KINDS}
         self.continuity = ContinuityChecker(self.bus.publish)
-        self.bus.subscribe(self.continuity.on_event, kinds=ContinuityChecker.KINDS,
-                           name="continuity", mode=Mode.INLINE)
+        if replay is None:  # a recording carries its own ledger; don't add to it
+            self.bus.subscribe(self.continuity.on_event, kinds=ContinuityChecker.KINDS,
+                               name="continuity", mode=Mode.INLINE)
         self.recorder = Recorder(settings.storage)
         self.recorder.attach(self.bus)
         self._recorder_started = False

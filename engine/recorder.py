@@ -184,8 +184,8 @@ class Recorder:
             self.last_error = "" if self.state is RecorderState.FAILED else self.last_error
             self.state = RecorderState.RECORDING
         else:
+            self.state = RecorderState.OFF  # first: rows arriving from now on are not taken
             await self.close_files()
-            self.state = RecorderState.OFF
 
     # -- hot path (event loop) ------------------------------------------------------------
 

@@ -278,7 +278,7 @@ class Replayer:
     ``speed`` 0 or ``inf`` is as fast as possible (batches of :data:`BATCH`, yielding to the
     loop between them so consumers and UIs keep running). Loading happens in a worker
     thread so a large recording does not freeze a UI. ``done`` is set when the last event
-    is published, on error (kept in ``error``) and on :meth:`stop`.
+    is published (``finished``), on error (kept in ``error``) and on :meth:`stop`.
     """
 
     def __init__(self, root: str | Path, bus: Bus, speed: float = 1.0,
@@ -302,6 +302,7 @@ class Replayer:
         self.first_ns = 0
         self.last_ns = 0
         self.error: BaseException | None = None
+        self.finished = False  # every event handled (not stopped early, no error)
         self.muted: set[str] = set()
         self.streams: dict[str, StreamCount] = {}
         self._labels: dict[tuple[type, str], StreamCount] = {}
@@ -338,6 +339,7 @@ class Replayer:
             if events:
                 self.first_ns, self.last_ns = events[0].recv_ns, events[-1].recv_ns
                 await self._play(events)
+            self.finished = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported through .error, not lost in a task

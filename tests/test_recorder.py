@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import itertools
 from pathlib import Path
 
 import pyarrow as pa
@@ -256,7 +257,7 @@ async def test_reconnect_gap_is_in_the_ledger_with_exact_ids(tmp_path) -> None:
         await wait_until(lambda: engine.continuity.gaps >= 1, 15, "gap after reconnect")
         await engine.stop()
     ids = [t.trade_id for t in trades]
-    holes = [(a, b) for a, b in zip(ids, ids[1:], strict=False) if b != a + 1]
+    holes = [(a, b) for a, b in itertools.pairwise(ids) if b != a + 1]
     ledger = ds.dataset(tmp_path / "data" / "_events", format="parquet",
                         partitioning="hive").to_table(
         columns=["what", "stream", "first_missing", "last_good"]).to_pylist()

@@ -108,7 +108,7 @@ def num(levels_: list[list[str]]) -> list[list[float]]:
 
 
 async def test_sigint_everything_sent_is_stored_exactly(tmp_path) -> None:
-    cfg = ExchangeConfig(symbols=("BTCUSDT",), rate=300, seed=21, record_sent=True)
+    cfg = ExchangeConfig(symbols=("BTCUSDT",), rate=1500, seed=21, record_sent=True)
     async with LocalExchange(cfg) as ex:
         proc = Proc("--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--storage-dir",
                     str(tmp_path), *COMMON)
@@ -163,7 +163,7 @@ async def test_sigint_everything_sent_is_stored_exactly(tmp_path) -> None:
 
 async def test_kill_9_keeps_finished_files_and_next_start_recovers_flushed_rows(
         tmp_path) -> None:
-    cfg = ExchangeConfig(symbols=("BTCUSDT",), rate=400, seed=22, record_sent=True)
+    cfg = ExchangeConfig(symbols=("BTCUSDT",), rate=1500, seed=22, record_sent=True)
     async with LocalExchange(cfg) as ex:
         proc = Proc("--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--storage-dir",
                     str(tmp_path), "--set", "storage.rotate_mb=0.05", *COMMON)
@@ -205,3 +205,21 @@ async def test_kill_9_keeps_finished_files_and_next_start_recovers_flushed_rows(
     for kind in ("depthUpdate", "depthPartial", "kline", "miniTicker", "_events"):
         stored += len(read_kind(tmp_path, kind))
     assert stored >= flushed  # everything that was on disk at the kill survived
+
+
+async def test_sigusr1_toggles_recording_in_headless_mode(tmp_path) -> None:
+    async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=300)) as ex:
+        proc = Proc("--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--storage-dir",
+                    str(tmp_path), *COMMON)
+        try:
+            await wait_until(lambda: proc.on_disk() > 100, 30, "recording")
+            proc.p.send_signal(signal.SIGUSR1)
+            await wait_until(lambda: "REC off" in proc.last_block(), 10, "REC off")
+            assert list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob(".*.arrows"))
+            proc.p.send_signal(signal.SIGUSR1)
+            await wait_until(lambda: "REC off" not in proc.last_block()
+                             and "REC" in proc.last_block(), 10, "recording again")
+            assert await proc.finish(signal.SIGINT) == 0
+        finally:
+            if proc.p.poll() is None:
+                proc.p.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -277,12 +278,13 @@ async def test_tui_runs_unchanged_on_a_replay(tmp_path: Path) -> None:
         await wait_until(lambda: ("trade", "BTCUSDT") in app.latest, 5, "a trade shown")
         await pilot.pause(0.2)
         screen = app.export_screenshot()
-        assert "btcusdt@trade" in screen and "21/21" in screen  # the replay progress
+        replay = app.engine.replay if app.engine is not None else None
         await pilot.press("t")
-        assert app.engine is not None and app.engine.replay is not None
-        assert app.engine.replay.muted == {"trade"}
         await pilot.press("q")
         await wait_until(lambda: not app.is_running, 10, "app exited")
+    # Asserted after the app is gone: a failure inside run_test() hangs Textual's teardown.
+    assert "btcusdt@trade" in screen and "21/21" in screen  # the replay progress
+    assert replay is not None and replay.muted == {"trade"}
 
 
 def run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -300,6 +302,36 @@ def test_headless_replay_at_max_speed_exits_by_itself(tmp_path: Path) -> None:
     assert "recorded 2024-08-08T23:55:00.000Z → 2024-08-08T23:55:01.000Z" in proc.stdout
     assert "btcusdt@trade" in proc.stdout and "btcusdt@bookTicker" in proc.stdout
     assert "stopped cleanly" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_headless_replay_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    from tests.test_headless import finish, read_until
+
+    second_of_events(tmp_path, n=3, span_ns=3_600 * 1_000_000_000)  # 1 h at real time
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--no-ui", "--replay", str(tmp_path),
+                             "--set", "ui.status_interval_s=0.1"],
+                            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="160"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        read_until(proc, "replay 1/3", 20)  # loaded, first event out, next one due in 30 min
+        proc.send_signal(signal.SIGINT)
+        out = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "replay stopped: 1 of 3 events published" in out and "stopped cleanly" in out
+
+
+def test_replay_flags_map_to_a_spec(tmp_path: Path) -> None:
+    from tui.cli import build_parser, overrides_from_args, replay_from_args
+
+    second_of_events(tmp_path, n=2)
+    args = build_parser().parse_args(["--replay", str(tmp_path), "--speed", "10", "--from",
+                                      "2024-08-08T23:55:00Z", "--to", str(MS0 + 1_000)])
+    assert replay_from_args(args) == ReplaySpec(tmp_path, 10.0, T0, T0 + 1_000_000_000)
+    assert ("storage.enabled", False) in overrides_from_args(args)  # never re-recorded
+    assert replay_from_args(build_parser().parse_args([])) is None
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
@@ -354,3 +386,30 @@ async def test_exchange_serves_raw_frames_of_a_dataset(tmp_path: Path) -> None:
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
             got.append(msg.data)
     assert got == expected and len(expected) > 150
+
+
+async def test_live_recording_replays_the_same_events_in_the_same_order(tmp_path) -> None:
+    """Engine records from the exchange; replaying the dataset gives back the exact stream."""
+    import msgspec
+
+    from engine.engine import Engine
+    from engine.exchange import ExchangeConfig, LocalExchange
+    from engine.models import FeedEvent
+    from engine.schemas import RECORDED_TYPES
+    from tests.conftest import settings_for, wait_until
+
+    data = tmp_path / "data"
+    async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT", "ETHUSDT"), rate=500)) as ex:
+        engine = Engine(settings_for(
+            ex, ("symbols", ["BTCUSDT", "ETHUSDT"]), ("storage.enabled", True),
+            ("storage.directory", str(data)), ("streams.depthUpdate.enabled", True),
+            ("streams.miniTicker.enabled", True)))
+        live: list[object] = []
+        engine.bus.subscribe(live.append, kinds=[*RECORDED_TYPES, FeedEvent], mode="inline")
+        await engine.start()
+        await wait_until(lambda: len(live) > 3000, 15, "live events")
+        await engine.stop()
+    replayed = read_events(data)
+    assert len(replayed) == len(live)
+    assert [msgspec.to_builtins(e) for e in replayed] == [msgspec.to_builtins(e) for e in live]
+    assert [e.kind for e in replayed] == [e.kind for e in live]

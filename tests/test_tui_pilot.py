@@ -44,3 +44,32 @@ async def test_demo_mode_starts_its_own_exchange_and_shows_events() -> None:
         await pilot.press("q")
         await wait_until(lambda: not app.is_running, 10, "app exited")
     assert app.exchange is None  # stopped with the app
+
+
+async def test_r_key_stops_recording_files_finish_and_stop_growing(tmp_path) -> None:
+    data = tmp_path / "data"
+    async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=300)) as ex:
+        settings = settings_for(ex, ("storage.enabled", True), ("storage.directory", str(data)),
+                                ("storage.flush_interval_s", 0.1))
+        app = MonitorApp(settings)
+        async with app.run_test(size=(110, 32)) as pilot:
+            await wait_until(lambda: app.engine is not None and app.engine.recording, 10,
+                             "recording")
+            engine = app.engine
+            assert engine is not None
+            await wait_until(lambda: engine.recorder.status().rows_written > 100, 10, "rows")
+            assert not list(data.rglob("*.parquet"))  # still open (hidden) files
+            await pilot.press("r")
+            await wait_until(lambda: not engine.recording, 10, "recording off")
+            files = {p: p.stat().st_size for p in data.rglob("*.parquet")}
+            assert files and not list(data.rglob(".*.arrows"))
+            trades = engine.status().streams
+            await wait_until(lambda: engine.status().streams != trades, 10, "still streaming")
+            await pilot.pause(0.3)
+            assert {p: p.stat().st_size for p in data.rglob("*.parquet")} == files
+            assert "REC off" in app.export_screenshot().replace("&#160;", " ")
+            await pilot.press("r")
+            await wait_until(lambda: engine.recording, 10, "recording again")
+            await pilot.press("q")
+            await wait_until(lambda: not app.is_running, 10, "app exited")
+        assert len(list(data.rglob("*.parquet"))) > len(files)  # q flushed the new rows

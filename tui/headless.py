@@ -119,6 +119,16 @@ async def _main(settings: Settings, demo: bool, replay: ReplaySpec | None = None
                       f"{len(settings.stream_names())} streams · {settings.connection.ws_url} · "
                       "Ctrl-C to stop")
     await engine.start()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def toggle_recording() -> None:
+        """SIGUSR1: start/stop recording without stopping the feed (headless ``r``)."""
+        task = loop.create_task(engine.set_recording(not engine.recording))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    if engine.replay is None:
+        loop.add_signal_handler(signal.SIGUSR1, toggle_recording)
     watcher = None
     if engine.replay is not None:  # a finished replay ends the run like Ctrl-C does
         watcher = loop.create_task(_set_when_done(engine.replay.done, stop))
@@ -148,8 +158,7 @@ def _replay_summary(console: Console, engine: Engine) -> int:
     if r.error is not None:
         console.print(f"replay failed: {r.error}")
         return 1
-    finished = r.published + r.skipped == r.total
-    console.print(f"replay {'done' if finished else 'stopped'}: {r.published:,} of {r.total:,} "
+    console.print(f"replay {'done' if r.finished else 'stopped'}: {r.published:,} of {r.total:,} "
                   f"events published · recorded {utc_time(r.first_ns)} → {utc_time(r.last_ns)}")
     console.print("stopped cleanly")
     return 0
