@@ -8,7 +8,6 @@ pushes to a UI, and nothing imports one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from engine.poller import SnapshotPoller
 from engine.recorder import Recorder, RecorderStatus
 from engine.rest import RestClient, RestStats
 from engine.streams import STREAM_KINDS, parse_stream_name
+from engine.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from engine.replay import Replayer
@@ -123,10 +123,7 @@ class Engine:
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop receiving, then let every consumer drain what it already holds."""
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+        await cancel_and_wait(self._housekeeping)
         if self.replay is not None:
             await self.replay.stop()
         await self.poller.stop()

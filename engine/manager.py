@@ -31,6 +31,7 @@ from engine.config import Connection
 from engine.connection import WsClient, open_ws
 from engine.decode import FrameDecoder
 from engine.models import ControlReply, FeedEvent, ServerShutdown
+from engine.tasks import cancel_and_wait
 
 log = logging.getLogger("binance_live.manager")
 
@@ -128,10 +129,7 @@ class Shard:
         task, self._task = self._task, None
         if self.client is not None:
             self.client.close(1000, why="stopped")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self.state = "stopped"
 
     # -- the connection loop -----------------------------------------------------------

@@ -8,7 +8,6 @@ the next tick; 429/418 pauses are enforced by the shared RestClient.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import aiohttp
@@ -18,6 +17,7 @@ from engine.bus import Bus
 from engine.config import OrderBook
 from engine.decode import decode_snapshot
 from engine.rest import RestClient, RestError
+from engine.tasks import cancel_and_wait
 
 
 class SnapshotPoller:
@@ -42,10 +42,7 @@ class SnapshotPoller:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def poll_once(self, symbol: str) -> None:
         try:

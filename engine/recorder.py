@@ -17,7 +17,6 @@ error visible in status; streaming continues and further rows are counted as dro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +34,7 @@ from engine.layout import EVENTS_DIR, RAW_DIR, file_name, in_progress_path, part
 from engine.models import Event, FeedEvent
 from engine.schemas import EVENTS_SCHEMA, NS, RAW_SCHEMA, RECORDED_TYPES, ColumnBuffer
 from engine.segments import Segment, SegmentResult, recover
+from engine.tasks import cancel_and_wait
 
 log = logging.getLogger("binance_live.recorder")
 
@@ -170,10 +170,7 @@ class Recorder:
 
     async def stop(self) -> None:
         """Flush every row and finish every file (the Ctrl-C path)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        await cancel_and_wait(self._timer)
         await self.close_files()
         self.state = RecorderState.OFF if self.state is not RecorderState.FAILED else self.state
         self._executor.shutdown(wait=True)

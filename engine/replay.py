@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from engine.bus import Bus
 from engine.config import ConfigError
 from engine.models import Event, FeedEvent, Kline, KlineBar, Level
 from engine.streams import PARTIAL_DEPTH_LEVELS
+from engine.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -318,10 +318,7 @@ class Replayer:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self.done.set()
 
     def mute(self, kind: str, muted: bool = True) -> None:
