@@ -269,3 +269,25 @@ async def test_reconnect_gap_is_in_the_ledger_with_exact_ids(tmp_path) -> None:
     assert gaps == [(a, a + 1) for a, _ in holes]
     stored = read(tmp_path / "data", "trade").column("trade_id").to_pylist()
     assert stored == ids
+
+
+async def test_raw_capture_stores_every_frame_byte_identical(tmp_path) -> None:
+    from engine.engine import Engine
+    from engine.exchange import ExchangeConfig, LocalExchange
+    from tests.conftest import settings_for, wait_until
+
+    cfg = ExchangeConfig(symbols=("BTCUSDT",), rate=500, record_sent=True)
+    async with LocalExchange(cfg) as ex:
+        engine = Engine(settings_for(ex, ("storage.enabled", True), ("storage.raw", True),
+                                     ("storage.directory", str(tmp_path / "data"))))
+        await engine.start()
+        await wait_until(lambda: engine.status().frames > 1000, 10, "frames")
+        ex.faults.stall(True)  # freeze what was sent
+        conn = ex.connections[0].id
+        sent = [text.encode() for cid, text in ex.sent_log if cid == conn]
+        await wait_until(lambda: engine.status().frames == len(sent), 10, "all received")
+        await engine.stop()
+    raw = ds.dataset(tmp_path / "data" / "_raw", format="parquet",
+                     partitioning="hive").to_table().sort_by("seq")
+    assert raw.column("frame").to_pylist() == sent  # control replies included, as received
+    assert raw.column("seq").to_pylist() == list(range(1, len(sent) + 1))
