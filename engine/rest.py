@@ -9,9 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from enum import IntEnum
 
 import aiohttp
 import msgspec
+
+
+class Priority(IntEnum):
+    """Who waits first when the weight budget is short: a broken book beats a backfill,
+    which beats periodic polling."""
+
+    RESYNC = 0
+    BACKFILL = 1
+    POLL = 2
 
 
 class RestError(Exception):
@@ -47,7 +57,8 @@ class RestClient:
         self.stats = RestStats()
         self._session: aiohttp.ClientSession | None = None
 
-    async def get(self, path: str, params: dict[str, str | int] | None = None) -> bytes:
+    async def get(self, path: str, params: dict[str, str | int] | None = None,
+                  priority: Priority = Priority.POLL) -> bytes:
         """GET and return the body; raises RestError (or aiohttp/timeout errors)."""
         wait = self.stats.blocked_until - time.monotonic()
         if wait > 0:
