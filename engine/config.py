@@ -24,6 +24,13 @@ from engine.streams import (
     SYMBOL_RE,
     stream_name,
 )
+from engine.weights import (
+    DEFAULT_WEIGHT_LIMIT,
+    POLL_SHARE,
+    depth_weight,
+    polling_weight_per_minute,
+    smallest_polling_interval,
+)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "settings.yaml"
 LIVE_WS_URL = "wss://stream.binance.com:9443"
@@ -91,6 +98,8 @@ class OrderBook:
     enabled: bool = False
     limit: int = field(default=1000, metadata=_choices(*SNAPSHOT_LIMITS))
     interval_s: float = field(default=5.0, metadata={"min": 0.1})
+    # depth of the snapshot a diff-depth book is (re)built from; Binance accepts 1..5000
+    sync_limit: int = field(default=5000, metadata={"min": 5, "max": 5000})
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class Connection:
     connect_timeout_s: float = field(default=10.0, metadata={"min": 0.1})
     max_streams_per_connection: int = field(default=1024, metadata={"min": 1, "max": 1024})
     max_messages_per_s: int = field(default=4, metadata={"min": 1, "max": 5})
+    clock_sync_interval_s: float = field(default=300.0, metadata={"min": 1.0, "max": 86400.0})
 
 
 @dataclass(frozen=True)
@@ -246,10 +256,27 @@ def from_mapping(data: dict[str, Any]) -> Settings:
     if conn.backoff_max_s < conn.backoff_initial_s:
         raise ConfigError(f"connection.backoff_max_s: {conn.backoff_max_s} is smaller than "
                           f"connection.backoff_initial_s ({conn.backoff_initial_s})")
+    _check_polling_budget(settings.order_book, len(symbols))
     if conn.stale_after_s <= conn.idle_ping_after_s:
         raise ConfigError(f"connection.stale_after_s: {conn.stale_after_s} must be larger than "
                           f"connection.idle_ping_after_s ({conn.idle_ping_after_s})")
     return dataclasses.replace(settings, symbols=symbols)
+
+
+def _check_polling_budget(ob: OrderBook, symbols: int) -> None:
+    """Reject snapshot polling that could never fit Binance's REST weight budget."""
+    if not ob.enabled:
+        return
+    need = polling_weight_per_minute(symbols, ob.limit, ob.interval_s)
+    allowed = DEFAULT_WEIGHT_LIMIT * POLL_SHARE
+    if need > allowed:
+        shortest = smallest_polling_interval(symbols, ob.limit)
+        raise ConfigError(
+            f"order_book.interval_s: polling {symbols} symbol(s) at limit {ob.limit} "
+            f"(weight {depth_weight(ob.limit)}) every {ob.interval_s:g}s needs {need:,.0f} "
+            f"weight/min, over the {allowed:,.0f} polling may use of Binance's "
+            f"{DEFAULT_WEIGHT_LIMIT:,}/min; use order_book.interval_s >= {shortest:.3g} "
+            "or a smaller order_book.limit")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

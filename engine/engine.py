@@ -13,14 +13,23 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import aiohttp
+import msgspec
+
+from engine.book import LocalBook
+from engine.books import BookKeeper, BookStatus
+from engine.budget import BudgetStatus
 from engine.bus import Bus, ConsumerStats, Mode
+from engine.clock_sync import ClockStatus, ClockSync
 from engine.config import Settings
 from engine.continuity import ContinuityChecker
 from engine.decode import FrameDecoder
+from engine.exchange_info import ExchangeInfo, UnknownSymbols, fetch_exchange_info
+from engine.health import HealthMonitor
 from engine.manager import ConnectionStatus, StreamManager
 from engine.poller import SnapshotPoller
 from engine.recorder import Recorder, RecorderStatus
-from engine.rest import RestClient, RestStats
+from engine.rest import RestClient, RestError, RestStats
 from engine.streams import STREAM_KINDS, parse_stream_name
 from engine.tasks import cancel_and_wait
 
@@ -40,6 +49,10 @@ class StreamStatus:
     messages: int
     rate: float  # messages per second, sampled every second
     last_age_s: float  # seconds since the last message; -1 before the first
+    latency_p50_ms: float | None = None  # receive − E, clock-offset corrected; None: no E
+    latency_p99_ms: float | None = None
+    stale: bool = False  # silent well past its expected cadence (engine.health)
+    cadence_ms: float | None = None  # expected (or learned) period between messages
 
 
 @dataclass(frozen=True)
@@ -54,13 +67,18 @@ class EngineStatus:
     published: int
     sink_errors: int
     rest: RestStats
+    budget: BudgetStatus
     snapshots: int
     snapshot_errors: int
     enabled: dict[str, bool] = field(default_factory=dict)
     polling: bool = False
     recording: RecorderStatus | None = None
     gaps: int = 0
+    books: list[BookStatus] = field(default_factory=list)  # diff-depth local books
     replay: tuple[int, int, int] | None = None  # (published, total, position_ns)
+    clock: ClockStatus | None = None  # exchange clock calibration; None in replay
+    symbols_unknown: tuple[str, ...] = ()
+    exchange_info_error: str = ""
 
     @property
     def total_rate(self) -> float:
@@ -83,12 +101,24 @@ class Engine:
         self.rest = RestClient(settings.connection.rest_url,
                                settings.connection.connect_timeout_s)
         self.poller = SnapshotPoller(settings.order_book, settings.symbols, self.rest, self.bus)
+        # Local order books from diff depth (live only: a replay has no REST to sync from).
+        self.book_keeper: BookKeeper | None = None
+        if replay is None:
+            self.book_keeper = BookKeeper(settings.symbols, self.rest, self.bus,
+                                          sync_limit=settings.order_book.sync_limit,
+                                          speed_ms=settings.streams.depthUpdate.speed_ms)
+            self.book_keeper.attach()
+            self.manager.disconnect_listeners.append(self.book_keeper.on_disconnect)
         self.enabled: dict[str, bool] = {k: replay is not None or settings.stream_enabled(k)
                                          for k in STREAM_KINDS}
         self.continuity = ContinuityChecker(self.bus.publish)
+        self.clock_sync = ClockSync(self.rest, settings.connection.clock_sync_interval_s)
+        self.health = HealthMonitor()
         if replay is None:  # a recording carries its own ledger; don't add to it
             self.bus.subscribe(self.continuity.on_event, kinds=ContinuityChecker.KINDS,
                                name="continuity", mode=Mode.INLINE)
+            self.bus.subscribe(self.health.on_event, kinds=HealthMonitor.KINDS,
+                               name="health", mode=Mode.INLINE)
         self.recorder = Recorder(settings.storage)
         self.recorder.attach(self.bus)
         self._recorder_started = False
@@ -98,6 +128,10 @@ class Engine:
         self._samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=RATE_WINDOW + 1)
         self._started_at = 0.0
         self._housekeeping: asyncio.Task[None] | None = None
+        self._info_task: asyncio.Task[None] | None = None
+        self.exchange_info: ExchangeInfo | None = None
+        self.symbols_unknown: tuple[str, ...] = ()
+        self.exchange_info_error = ""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -113,25 +147,65 @@ class Engine:
         for kind, on in self.enabled.items():
             if on:
                 self.manager.enable(self.settings.names_for(kind))
+                self.health.watch(self.settings.names_for(kind))
         if self.settings.storage.enabled:
             await self._start_recorder(True)
         self.bus.start()
+        if self.book_keeper is not None:
+            self.book_keeper.start()
         await self.manager.start()
+        self.clock_sync.start()
         if self.settings.order_book.enabled:
             self.poller.start()
-        self._housekeeping = asyncio.get_running_loop().create_task(self._sample_rates_forever())
+        loop = asyncio.get_running_loop()
+        self._info_task = loop.create_task(self._load_exchange_info(), name="exchangeInfo")
+        self._housekeeping = loop.create_task(self._sample_rates_forever())
+
+    async def _load_exchange_info(self) -> None:
+        """Adopt Binance's announced weight limit; note symbols it does not know.
+
+        Runs beside the feed (never delays it). Offline, it retries until it succeeds.
+        """
+        delay = 1.0
+        while True:
+            try:
+                info = await fetch_exchange_info(self.rest, self.settings.symbols)
+            except UnknownSymbols as exc:
+                self.symbols_unknown = tuple(exc.symbols)
+                self.exchange_info_error = f"unknown symbols: {exc}"
+                return
+            except (RestError, aiohttp.ClientError, TimeoutError,
+                    msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.exchange_info_error = f"exchangeInfo: {str(exc)[:150]}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            self.exchange_info = info
+            self.exchange_info_error = ""
+            if info.weight_limit and info.weight_window_s:
+                self.rest.budget.configure(info.weight_limit, info.weight_window_s)
+            return
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop receiving, then let every consumer drain what it already holds."""
         await cancel_and_wait(self._housekeeping)
+        await cancel_and_wait(self._info_task)
         if self.replay is not None:
             await self.replay.stop()
         await self.poller.stop()
+        if self.book_keeper is not None:
+            await self.book_keeper.stop()
+        await self.clock_sync.stop()
         await self.manager.stop()
         await self.bus.stop(drain_timeout)
         if self._recorder_started:
             await self.recorder.stop()  # after the bus: every received row reaches disk
         await self.rest.close()
+
+    @property
+    def books(self) -> dict[str, LocalBook]:
+        """The local order book of each symbol (kept only while diff depth is on)."""
+        return self.book_keeper.books if self.book_keeper is not None else {}
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -153,8 +227,11 @@ class Engine:
         names = self.settings.names_for(kind)
         if enabled:
             self.manager.enable(names)
+            self.health.watch(names)
         else:
             self.manager.disable(names)
+            if kind == "depthUpdate" and self.book_keeper is not None:
+                self.book_keeper.suspend()  # no diffs: the books would go silently stale
 
     async def _start_recorder(self, enabled: bool) -> None:
         self._recorder_started = True
@@ -203,16 +280,24 @@ class Engine:
         now_ns = time.time_ns()
         subscribed = self.manager.subscribed()
         routes = self.decoder.stats.routes
+        offset_ms = self.clock_sync.offset_ms
+        mono = time.monotonic()
         streams: list[StreamStatus] = []
         for name in sorted(subscribed | set(routes)):
             route = routes.get(name)
             ref = route.ref if route is not None else parse_stream_name(name)
+            health = self.health.report(ref, name in subscribed, offset_ms, now_ns, mono) \
+                if ref is not None else None
             streams.append(StreamStatus(
                 name=name, kind=ref.kind if ref else "unknown", symbol=ref.symbol if ref else "",
                 enabled=name in subscribed, messages=route.messages if route else 0,
                 rate=self._rates.get(name, 0.0),
                 last_age_s=(now_ns - route.last_recv_ns) / 1e9
-                if route and route.last_recv_ns else -1.0))
+                if route and route.last_recv_ns else -1.0,
+                latency_p50_ms=health.latency_p50_ms if health else None,
+                latency_p99_ms=health.latency_p99_ms if health else None,
+                stale=health.stale if health else False,
+                cadence_ms=health.cadence_ms if health else None))
         if self.replay is not None:  # one row per recorded stream; ages in recorded time
             pos = self.replay.position_ns
             streams = [StreamStatus(name=n, kind=c.kind, symbol=c.symbol,
@@ -227,8 +312,12 @@ class Engine:
             frames=stats.frames, bad_frames=stats.bad_frames,
             unknown_frames=stats.unknown_streams, published=self.bus.published,
             sink_errors=self.manager.sink_errors, rest=self.rest.stats,
+            budget=self.rest.budget_status(), symbols_unknown=self.symbols_unknown,
+            exchange_info_error=self.exchange_info_error,
             snapshots=self.poller.snapshots, snapshot_errors=self.poller.errors,
             enabled=dict(self.enabled), polling=self.poller.running,
             recording=self.recorder.status() if self._recorder_started else None,
             gaps=self.continuity.gaps,
-            replay=self.replay.progress() if self.replay is not None else None)
+            books=self.book_keeper.status() if self.book_keeper is not None else [],
+            replay=self.replay.progress() if self.replay is not None else None,
+            clock=self.clock_sync.status() if self.replay is None else None)

@@ -1,18 +1,24 @@
-"""REST client: one aiohttp session, Binance's weight header and ban replies honoured.
+"""REST client: one aiohttp session, every call paid for from the one weight budget.
 
-Every call reads ``X-MBX-USED-WEIGHT-1M``; a 429 or 418 blocks *all* calls until its
-``Retry-After`` has passed, so one poller cannot turn a rate limit into an IP ban.
+Each call first acquires its weight from :class:`WeightBudget` (waiting, in priority
+order, rather than exceeding it), then reports the server's ``X-MBX-USED-WEIGHT-1M``
+back to it. A 429 or 418 blocks *all* calls until its ``Retry-After`` has passed, so one
+caller cannot turn a rate limit into an IP ban. Binance error bodies become a
+``RestError`` with the code and message.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from enum import IntEnum
 
 import aiohttp
 import msgspec
+
+from engine.budget import BudgetStatus, WeightBudget
+from engine.weights import request_weight
+
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
 class Priority(IntEnum):
@@ -43,50 +49,55 @@ class _ErrorBody(msgspec.Struct):
 class RestStats:
     requests: int = 0
     errors: int = 0
-    used_weight: int = 0
-    rate_limited: int = 0
-    banned: int = 0
-    blocked_until: float = 0.0  # monotonic
     last_error: str = ""
 
 
 class RestClient:
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 10.0,
+                 budget: WeightBudget | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.budget = budget or WeightBudget()
         self.stats = RestStats()
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def used_weight(self) -> int:
+        return self.budget.used
+
+    def budget_status(self) -> BudgetStatus:
+        return self.budget.status()
 
     async def get(self, path: str, params: dict[str, str | int] | None = None,
                   priority: Priority = Priority.POLL) -> bytes:
         """GET and return the body; raises RestError (or aiohttp/timeout errors)."""
-        wait = self.stats.blocked_until - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        weight = request_weight(path, params)
+        await self.budget.acquire(weight, int(priority))
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         self.stats.requests += 1
         try:
             async with self._session.get(self.base_url + path, params=params) as resp:
                 body = await resp.read()
-                used = resp.headers.get("X-MBX-USED-WEIGHT-1M")
+                used = resp.headers.get(WEIGHT_HEADER)
                 if used is not None and used.isdigit():
-                    self.stats.used_weight = int(used)
+                    self.budget.note_server_used(int(used))
                 if resp.status == 200:
                     return body
+                err = _error(resp.status, body)
                 if resp.status in (418, 429):
-                    retry = float(resp.headers.get("Retry-After", "60") or 60)
-                    self.stats.blocked_until = time.monotonic() + retry
-                    if resp.status == 418:
-                        self.stats.banned += 1
-                    else:
-                        self.stats.rate_limited += 1
-                raise _error(resp.status, body)
+                    retry = _retry_after(resp.headers.get("Retry-After"))
+                    banned = resp.status == 418
+                    self.budget.block(retry, banned, f"{'IP banned' if banned else 'rate limited'}"
+                                      f" by Binance for {retry:.0f}s ({err.msg[:80]})")
+                raise err
         except RestError as exc:
             self.stats.errors += 1
-            self.stats.last_error = str(exc)
+            self.stats.last_error = str(exc)[:200]
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                self.budget.refund(weight)  # never reached Binance: it cost nothing
             self.stats.errors += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
             raise
@@ -95,6 +106,13 @@ class RestClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 60.0
+    except ValueError:
+        return 60.0
 
 
 def _error(status: int, body: bytes) -> RestError:

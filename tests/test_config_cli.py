@@ -97,6 +97,11 @@ def test_several_symbols_comma_or_repeated() -> None:
     (["--set", "novalue"], "--set: 'novalue' is not allowed; expected KEY=VALUE"),
     (["--config", "/nonexistent/settings.yaml"], "config: file '/nonexistent/settings.yaml' not"),
     (["--set", "ui.theme=pink"], "ui.theme: 'pink' is not allowed; allowed: dark, light"),
+    (["-s", "btcusdt,ethusdt", "--order-book-snapshot", "--order-book-limit", "5000",
+      "--order-book-interval", "2"],
+     "order_book.interval_s: polling 2 symbol(s) at limit 5000 (weight 250) every 2s needs "
+     "15,000 weight/min, over the 4,800 polling may use of Binance's 6,000/min; use "
+     "order_book.interval_s >= 6.25 or a smaller order_book.limit"),
 ])
 def test_config_errors_are_one_line_exit_2(capsys, argv: list[str], expected: str) -> None:
     code, err = run_cli(capsys, *argv, "--no-ui")

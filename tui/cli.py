@@ -7,6 +7,7 @@ long-running recorder on a server) never loads it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,6 +15,7 @@ from typing import Any, NoReturn
 import yaml
 
 from engine.config import ConfigError, load_settings, parse_override
+from engine.exchange_info import unknown_symbols
 from engine.streams import KLINE_INTERVALS, SNAPSHOT_LIMITS
 
 PROG = "binance-live"
@@ -143,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: config error: {exc}\n")
         return 2
+    if not args.demo and replay is None:
+        unknown = asyncio.run(unknown_symbols(settings))
+        if unknown:
+            sys.stderr.write(f"{PROG}: config error: symbols: {', '.join(map(repr, unknown))} "
+                             f"not listed by {settings.connection.rest_url}/api/v3/exchangeInfo"
+                             " (not a Binance spot symbol)\n")
+            return 2
     if args.no_ui:
         from tui.headless import run_headless
 

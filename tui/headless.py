@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.bus import Mode, Overflow
+from engine.clock_sync import ClockStatus
 from engine.config import Settings
-from engine.engine import Engine, EngineStatus
+from engine.engine import Engine, EngineStatus, StreamStatus
 from engine.models import to_builtins
 
 if TYPE_CHECKING:
@@ -33,31 +34,75 @@ def status_table(status: EngineStatus) -> Group:
     table.add_column("msg/s", justify="right")
     table.add_column("total", justify="right")
     table.add_column("last", justify="right")
+    table.add_column("p50/p99 ms", justify="right")
     for c in status.connections:
         state = c.state
         if c.state == "reconnecting":
             state = f"reconnecting in {c.retry_in_s:.1f}s"
         table.add_row(f"conn #{c.conn_id} (shard {c.shard}, {c.subscribed}/{c.streams} streams)",
                       f"[{'green' if c.state == 'open' else 'yellow'}]{state}[/]", "", "",
-                      f"{c.last_rx_age_s:.1f}s" if c.state == "open" else "")
+                      f"{c.last_rx_age_s:.1f}s" if c.state == "open" else "", "")
         if c.last_error and c.state != "open":
-            table.add_row(f"  [dim]{c.last_error}[/]", "", "", "", "")
+            table.add_row(f"  [dim]{c.last_error}[/]", "", "", "", "", "")
     for s in status.streams:
         if not s.enabled and not s.messages:
             continue
-        table.add_row(f"  {s.name}", "on" if s.enabled else "[dim]off[/]", f"{s.rate:,.1f}",
-                      f"{s.messages:,}", f"{s.last_age_s:.1f}s" if s.last_age_s >= 0 else "-")
+        state = "on" if s.enabled else "[dim]off[/]"
+        if s.stale:
+            state = f"[red]stale {s.last_age_s:.1f}s[/]" if s.last_age_s >= 0 else "[red]stale[/]"
+        table.add_row(f"  {s.name}", state, f"{s.rate:,.1f}", f"{s.messages:,}",
+                      f"{s.last_age_s:.1f}s" if s.last_age_s >= 0 else "-", latency_cell(s))
     drops = sum(c.dropped for c in status.consumers)
     errors = sum(c.errors for c in status.consumers)
     summary = (f"up {status.uptime_s:,.0f}s · {status.total_rate:,.0f} msg/s · "
                      f"reconnects {status.reconnects} · bad frames {status.bad_frames} · "
                      f"consumer drops {drops} errors {errors}"
-                     + (f" · snapshots {status.snapshots} (errors {status.snapshot_errors}, "
-                        f"weight {status.rest.used_weight})" if status.polling else "")
+                     + (f" · {clock_line(status.clock)}" if status.clock is not None else "")
+                     + (f" · snapshots {status.snapshots} (errors {status.snapshot_errors})"
+                        if status.polling else "")
+                     + f" · {rest_line(status)}"
                      + (f" · replay {status.replay[0]:,}/{status.replay[1]:,} at "
                         f"{utc_time(status.replay[2])}" if status.replay is not None else "")
                      + f" · gaps {status.gaps} · {recording_line(status)}")
     return Group(table, Text(summary))
+
+
+def latency_cell(s: StreamStatus) -> str:
+    """Offset-corrected receive latency; "n/a" for streams without an event time."""
+    if s.latency_p50_ms is None or s.latency_p99_ms is None:
+        return "n/a" if s.messages else "-"
+    return f"{_ms(s.latency_p50_ms)}/{_ms(s.latency_p99_ms)}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
+
+
+def clock_line(clock: ClockStatus) -> str:
+    """Exchange clock offset (exchange − local) and the round trip it was measured with."""
+    if clock.offset_ms is None:
+        return "clock offset n/a" + (f" (sync failed ×{clock.failures})" if clock.failures
+                                     else " (syncing)")
+    off = clock.offset_ms
+    text = f"clock offset {off:+.0f}" if abs(off) >= 10 else f"clock offset {off:+.1f}"
+    text += f" ms (rtt {_ms(clock.rtt_ms or 0.0)} ms"
+    if clock.failures:
+        text += f", {clock.failures} failed syncs"
+    return text + ")"
+
+
+def rest_line(status: EngineStatus) -> str:
+    """REST weight used of the budget, and any 429/418 pause in force."""
+    b = status.budget
+    text = f"REST weight {b.used:,}/{b.limit:,}"
+    if b.waiting:
+        text += f" ({b.waiting} waiting)"
+    if b.blocked_for_s > 0:
+        text += f" · REST {'BANNED' if b.banned else 'PAUSED'} {b.blocked_for_s:.0f}s: " \
+                f"{b.block_reason}"
+    if status.symbols_unknown:
+        text += f" · UNKNOWN SYMBOLS {', '.join(status.symbols_unknown)}"
+    return text
 
 
 def recording_line(status: EngineStatus) -> str:

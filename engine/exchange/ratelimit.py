@@ -41,6 +41,8 @@ class WeightLimiter:
         self.window_s = window_s
         self.ban_s = ban_s
         self._ips: dict[str, _IpState] = {}
+        self.peak_accepted = 0  # highest per-window weight of any IP on an accepted request
+        self.rejected = 0  # 429 and 418 replies
 
     def _state(self, ip: str, now: float) -> _IpState:
         st = self._ips.setdefault(ip, _IpState())
@@ -55,16 +57,20 @@ class WeightLimiter:
     def charge(self, ip: str, weight: int, now: float) -> Verdict:
         st = self._state(ip, now)
         if now < st.banned_until:
+            self.rejected += 1
             return Verdict(418, st.used, math.ceil(st.banned_until - now),
                            int(st.banned_until * 1000))
         if st.limited:
             duration = min(self.ban_s * 2**st.bans, MAX_BAN_S)
             st.bans += 1
             st.banned_until = now + duration
+            self.rejected += 1
             return Verdict(418, st.used, math.ceil(duration), int(st.banned_until * 1000))
         st.used += weight
         if st.used > self.limit:
             st.limited = True
             window_end = (st.window + 1) * self.window_s
+            self.rejected += 1
             return Verdict(429, st.used, max(1, math.ceil(window_end - now)))
+        self.peak_accepted = max(self.peak_accepted, st.used)
         return Verdict(200, st.used)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -158,6 +159,8 @@ class RestApi:
         except ApiError as err:
             return self._error(err, headers)
         data = body.encode() if isinstance(body, str) else _enc.encode(body)
+        if ex.faults.rest_delay_s > 0:  # fault: computed now, delivered late
+            await asyncio.sleep(ex.faults.rest_delay_s)
         return web.Response(body=data, content_type="application/json", headers=headers)
 
     @staticmethod
@@ -209,8 +212,7 @@ class RestApi:
             "timezone": "UTC",
             "serverTime": ex.now_ms(),
             "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": ex.limiter.limit},
+                _weight_rate_limit(ex.limiter.limit, ex.limiter.window_s),
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
                  "limit": 100},
                 {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
@@ -387,3 +389,12 @@ def _from_id(seq: Any, from_id: int | None, limit: int) -> list:
     first = seq[0][0]
     start = max(0, from_id - first)
     return [seq[i] for i in range(start, min(len(seq), start + limit))]
+
+
+def _weight_rate_limit(limit: int, window_s: float) -> dict:
+    """REQUEST_WEIGHT as exchangeInfo states it; tests shorten the window to seconds."""
+    if window_s == 60:
+        return {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                "limit": limit}
+    return {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND",
+            "intervalNum": max(1, round(window_s)), "limit": limit}
