@@ -1,20 +1,42 @@
 """A local order book kept from diff depth + a REST snapshot, per Binance's procedure.
 
-Pure logic, no I/O: feed it ``DepthUpdate`` events as they arrive and a snapshot when
-you have one. Diffs are buffered from the start, so a bridging diff that arrives
-*before* the snapshot (seen in real recordings) is not lost. Spot continuity is checked
-only with ``U == previous u + 1`` (spot has no ``pu``); any gap drops the book back to
-buffering and asks for a new snapshot.
+Pure logic, no I/O, no clock: feed it ``DepthUpdate`` events as they arrive and a
+snapshot when you have one (``engine.books.BookKeeper`` does both for the engine).
+
+The procedure (binance-protocol.md §7), and why each step is here:
+
+* diffs are **buffered from the start**, so a bridging diff that arrives *before* the
+  REST reply (seen in the real BTCUSDT 2024 recording) is not lost;
+* a snapshot older than the buffer (``lastUpdateId + 1 < first U``) cannot bridge:
+  ``on_snapshot`` returns False and the caller fetches another;
+* buffered diffs with ``u <= lastUpdateId`` are dropped; the next must satisfy
+  ``U <= lastUpdateId + 1 <= u``; afterwards ``u <= id`` is stale (ignored) and
+  ``U > id + 1`` is a **gap**: the book is dropped and rebuilt. Spot has no ``pu``.
+
+Never silently wrong, so two more conditions drop the book (``resync_reason``):
+
+* **crossed**: best bid >= best ask after a diff means the book is corrupt;
+* **beyond depth**: a snapshot truncated at its limit only vouches for prices down to
+  its worst bid / up to its worst ask (``bid_floor`` / ``ask_ceiling``). A level set
+  outside that range has unknown neighbours, so it is counted (``pruned``) and not
+  kept; every view is therefore within the verified range. If a truncated side runs out
+  of verified levels the book is dropped too (``depth_exhausted``).
+
+While the book is not synced it is empty: no view shows stale levels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections import deque
 from enum import StrEnum
 
 from sortedcontainers import SortedDict
 
 from engine.models import DepthUpdate, Level, OrderBookSnapshot, PartialDepth
+
+INF = math.inf
+NAN = math.nan
 
 
 class BookState(StrEnum):
@@ -22,76 +44,187 @@ class BookState(StrEnum):
     SYNCED = "synced"
 
 
+class Reason(StrEnum):
+    """Why a synced book was dropped (and will be rebuilt)."""
+
+    GAP = "gap"
+    CROSSED = "crossed"
+    DEPTH_EXHAUSTED = "depth_exhausted"
+    RECONNECT = "reconnect"
+    AUDIT = "audit"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+_SYNCED = BookState.SYNCED
+
+
 class LocalBook:
     MAX_BUFFER = 10_000  # diffs kept while waiting for a snapshot (bounded: ~17 min at 100 ms)
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, max_buffer: int = MAX_BUFFER) -> None:
         self.symbol = symbol
         self.bids: SortedDict = SortedDict()  # price -> qty, best = last
         self.asks: SortedDict = SortedDict()  # price -> qty, best = first
+        self._bid_keys = self.bids.keys()
+        self._ask_keys = self.asks.keys()
         self.update_id = 0
+        self.snapshot_id = 0  # lastUpdateId of the snapshot the current book was built from
         self.state = BookState.BUFFERING
-        self.buffer: list[DepthUpdate] = []
+        self.buffer: deque[DepthUpdate] = deque()
+        self.max_buffer = max_buffer
+        self.bid_floor = -INF  # lowest bid price the snapshot vouched for
+        self.ask_ceiling = INF  # highest ask price the snapshot vouched for
+        self.replayed: list[DepthUpdate] = []  # buffered diffs applied by the last sync
+        self.bridged_from_buffer = False  # last sync: the bridging diff came before the snapshot
+        self.resync_reason = ""  # set when a synced book is dropped, cleared by the caller
+        self.lost_update_id = -1  # the last good id before that drop
+        # counters
+        self.applied = 0
+        self.stale = 0
         self.gaps = 0
+        self.crossed = 0
+        self.exhausted = 0
+        self.pruned = 0
+        self.syncs = 0
         self.resyncs = 0
         self.stale_snapshots = 0
         self.buffer_overflows = 0
 
     @property
+    def synced(self) -> bool:
+        return self.state is _SYNCED
+
+    @property
     def needs_snapshot(self) -> bool:
-        return self.state is BookState.BUFFERING
+        return self.state is not _SYNCED
 
-    def on_diff(self, diff: DepthUpdate) -> None:
-        if self.state is BookState.BUFFERING:
-            if len(self.buffer) >= self.MAX_BUFFER:
-                self.buffer.pop(0)
-                self.buffer_overflows += 1
-            self.buffer.append(diff)
-            return
-        if diff.final_update_id <= self.update_id:
-            return  # stale: already in the book
-        if diff.first_update_id > self.update_id + 1:
-            self.gaps += 1
-            self._restart(diff)
-            return
-        self._apply(diff)
+    # -- feeding ----------------------------------------------------------------------
 
-    def on_snapshot(self, snap: OrderBookSnapshot | PartialDepth) -> bool:
-        """Load a snapshot if it bridges the buffer; False means fetch another one."""
-        last = snap.last_update_id
-        if self.buffer and last + 1 < self.buffer[0].first_update_id:
-            self.stale_snapshots += 1  # older than everything buffered: useless
+    def on_diff(self, diff: DepthUpdate) -> bool:
+        """Buffer or apply one diff; True when it was applied and the book is still synced."""
+        if self.state is not _SYNCED:
+            self._buffer(diff)
             return False
-        self.bids.clear()
-        self.asks.clear()
-        _set_levels(self.bids, snap.bids)
-        _set_levels(self.asks, snap.asks)
-        self.update_id = last
-        pending = [d for d in self.buffer if d.final_update_id > last]
-        self.buffer = []
-        self.state = BookState.SYNCED
-        if pending and not pending[0].first_update_id <= last + 1 <= pending[0].final_update_id:
+        uid = self.update_id
+        if diff.final_update_id <= uid:
+            self.stale += 1
+            return False
+        if diff.first_update_id > uid + 1:
             self.gaps += 1
-            self._restart(None)
-            self.buffer = pending
+            self.drop(Reason.GAP)
+            self._buffer(diff)  # it starts the new buffer (step 2 of the procedure)
             return False
-        for diff in pending:
-            self.on_diff(diff)
-            if self.state is BookState.BUFFERING:
+        # -- apply (hot path: local lookups, no allocation beyond the SortedDict ops) --
+        bids = self.bids
+        bset = bids.__setitem__
+        bpop = bids.pop
+        floor = self.bid_floor
+        pruned = 0
+        for price, qty in diff.bids:
+            if qty == 0.0:
+                bpop(price, None)
+            elif price >= floor:
+                bset(price, qty)
+            else:
+                pruned += 1
+        asks = self.asks
+        aset = asks.__setitem__
+        apop = asks.pop
+        ceiling = self.ask_ceiling
+        for price, qty in diff.asks:
+            if qty == 0.0:
+                apop(price, None)
+            elif price <= ceiling:
+                aset(price, qty)
+            else:
+                pruned += 1
+        self.update_id = diff.final_update_id
+        self.applied += 1
+        if pruned:
+            self.pruned += pruned
+        if bids and asks:
+            if self._bid_keys[-1] >= self._ask_keys[0]:
+                self.crossed += 1
+                self.drop(Reason.CROSSED)
                 return False
+            return True
+        if (not bids and floor > -INF) or (not asks and ceiling < INF):
+            self.exhausted += 1  # every verified level of a truncated side is gone
+            self.drop(Reason.DEPTH_EXHAUSTED)
+            return False
         return True
 
-    def _restart(self, diff: DepthUpdate | None) -> None:
+    def _buffer(self, diff: DepthUpdate) -> None:
+        buf = self.buffer
+        if buf:
+            last = buf[-1].final_update_id
+            if diff.final_update_id <= last:
+                self.stale += 1
+                return
+            if diff.first_update_id > last + 1:
+                self.gaps += 1  # what is buffered can no longer be bridged
+                buf.clear()
+        if len(buf) >= self.max_buffer:
+            buf.popleft()
+            self.buffer_overflows += 1
+        buf.append(diff)
+
+    def on_snapshot(self, snap: OrderBookSnapshot | PartialDepth, limit: int | None = None) -> bool:
+        """Load a snapshot if it bridges the buffer; False means fetch another one.
+
+        ``limit`` is the snapshot's requested depth (default: ``snap.limit``; 0 = unknown,
+        treated as truncated). A side with ``limit`` levels is taken as truncated at its
+        worst price, which becomes the verified boundary of that side.
+        """
+        last = snap.last_update_id
+        buf = self.buffer
+        if buf and last + 1 < buf[0].first_update_id:
+            self.stale_snapshots += 1  # older than everything buffered: cannot bridge
+            return False
+        pending = [d for d in buf if d.final_update_id > last]
+        if pending and pending[0].first_update_id > last + 1:
+            self.stale_snapshots += 1  # cannot happen with a contiguous buffer; be safe
+            return False
+        buf.clear()
+        if limit is None:
+            limit = getattr(snap, "limit", 0)
+        self._load(snap.bids, snap.asks, limit)
+        self.update_id = self.snapshot_id = last
+        self.state = _SYNCED
+        self.bridged_from_buffer = bool(pending)
+        for i, diff in enumerate(pending):
+            if not self.on_diff(diff) and self.state is not _SYNCED:
+                for rest in pending[i + 1:]:
+                    self._buffer(rest)
+                self.replayed = []
+                return False
+        self.replayed = pending
+        self.syncs += 1
+        return True
+
+    def _load(self, bids: list[Level], asks: list[Level], limit: int) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.bids.update([lv for lv in bids if lv[1]])
+        self.asks.update([lv for lv in asks if lv[1]])
+        truncated_b = bool(bids) and (limit <= 0 or len(bids) >= limit)
+        truncated_a = bool(asks) and (limit <= 0 or len(asks) >= limit)
+        self.bid_floor = min(p for p, _ in bids) if truncated_b else -INF
+        self.ask_ceiling = max(p for p, _ in asks) if truncated_a else INF
+
+    def drop(self, reason: str) -> None:
+        """Forget the book and buffer; a synced book records ``resync_reason``."""
+        if self.state is _SYNCED:
+            self.resyncs += 1
+            self.resync_reason = str(reason)
+            self.lost_update_id = self.update_id
         self.state = BookState.BUFFERING
-        self.resyncs += 1
-        self.buffer = [diff] if diff is not None else []
+        self.bids.clear()
+        self.asks.clear()
+        self.buffer.clear()
+        self.replayed = []
 
-    def _apply(self, diff: DepthUpdate) -> None:
-        _set_levels(self.bids, diff.bids)
-        _set_levels(self.asks, diff.asks)
-        self.update_id = diff.final_update_id
-
-    # -- views ------------------------------------------------------------------------
+    # -- views (all within the verified range, empty while not synced) ----------------
 
     def best_bid(self) -> Level | None:
         return self.bids.peekitem(-1) if self.bids else None
@@ -99,15 +232,50 @@ class LocalBook:
     def best_ask(self) -> Level | None:
         return self.asks.peekitem(0) if self.asks else None
 
+    def mid(self) -> float:
+        """Mid price; NaN unless both sides have a level."""
+        if not self.bids or not self.asks:
+            return NAN
+        return (self._bid_keys[-1] + self._ask_keys[0]) / 2
+
+    def spread(self) -> float:
+        if not self.bids or not self.asks:
+            return NAN
+        return self._ask_keys[0] - self._bid_keys[-1]
+
+    def spread_bps(self) -> float:
+        mid = self.mid()
+        return self.spread() / mid * 1e4 if mid == mid and mid else NAN
+
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
-        bids = [self.bids.peekitem(-1 - i) for i in range(min(n, len(self.bids)))]
-        asks = [self.asks.peekitem(i) for i in range(min(n, len(self.asks)))]
-        return bids, asks
+        """The best ``n`` levels of each side, best first."""
+        bids, asks = self.bids, self.asks
+        b = [(p, bids[p]) for p in bids.islice(max(0, len(bids) - n), None, reverse=True)]
+        a = [(p, asks[p]) for p in asks.islice(0, n)]
+        return b, a
 
+    def cumulative(self, n: int) -> tuple[list[Level], list[Level]]:
+        """(price, quantity at this price or better) for the best ``n`` levels per side."""
+        out: list[list[Level]] = []
+        for side in self.top(n):
+            total = 0.0
+            rows: list[Level] = []
+            for p, q in side:
+                total += q
+                rows.append((p, total))
+            out.append(rows)
+        return out[0], out[1]
 
-def _set_levels(side: SortedDict, levels: Iterable[Level]) -> None:
-    for price, qty in levels:
-        if qty == 0.0:
-            side.pop(price, None)
-        else:
-            side[price] = qty
+    def depth(self, n: int) -> tuple[float, float]:
+        """Total bid and ask quantity over the best ``n`` levels."""
+        b, a = self.top(n)
+        return sum(q for _, q in b), sum(q for _, q in a)
+
+    def imbalance(self, n: int = 10) -> float:
+        """(bid qty - ask qty) / (bid qty + ask qty) over the best ``n`` levels; NaN if empty."""
+        b, a = self.depth(n)
+        return (b - a) / (b + a) if b + a > 0 else NAN
+
+    def levels(self) -> tuple[dict[float, float], dict[float, float]]:
+        """Copies of both sides as plain dicts (for comparisons)."""
+        return dict(self.bids), dict(self.asks)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.models import MARKET_EVENT_TYPES, Event, FeedEvent
+from engine.models import LOCAL_EVENT_TYPES, ROUTED_EVENT_TYPES, Event
 
 log = logging.getLogger("binance_live.bus")
 
@@ -273,8 +273,8 @@ class Bus:
                   batch: int = 256) -> Consumer:
         """Add a consumer; ``kinds`` None means every *market* event type.
 
-        Feed-ledger entries (``FeedEvent``: connects, disconnects, gaps) go only to
-        consumers that name them in ``kinds``.
+        Local events — feed-ledger entries (``FeedEvent``: connects, disconnects, gaps)
+        and local book tops (``BookTop``) — go only to consumers that name them in ``kinds``.
         """
         is_async = inspect.iscoroutinefunction(callback)
         chosen = Mode(mode) if mode is not None else (Mode.TASK if is_async else Mode.THREAD)
@@ -297,12 +297,16 @@ class Bus:
 
     def _rebuild_routes(self) -> None:
         routes: dict[type, tuple[Consumer, ...]] = {}
-        for typ in MARKET_EVENT_TYPES:
+        for typ in ROUTED_EVENT_TYPES:
             routes[typ] = tuple(c for c in self._consumers
-                                if (c.kinds is None and typ is not FeedEvent)
+                                if (c.kinds is None and typ not in LOCAL_EVENT_TYPES)
                                 or (c.kinds is not None
                                     and any(issubclass(typ, k) for k in c.kinds)))
         self._routes = routes
+
+    def wants(self, typ: type[Event]) -> bool:
+        """Whether any consumer takes ``typ`` (lets producers skip building unwanted events)."""
+        return bool(self._routes.get(typ))
 
     def publish(self, event: Event) -> None:
         self.published += 1

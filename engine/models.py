@@ -227,6 +227,28 @@ class FeedEvent(Event, gc=False, kw_only=True):
     detail: str = ""
 
 
+class BookTop(Event, gc=False, kw_only=True):
+    """The top of a local order book after an applied diff (engine.books), for UIs.
+
+    Local only: never on the wire and not recorded. Prices are NaN when a side is empty.
+    ``recv_ns`` is the receive time of the diff that produced it.
+    """
+
+    kind: ClassVar[str] = "bookTop"
+    symbol: str
+    update_id: int
+    bid_price: float
+    bid_qty: float
+    ask_price: float
+    ask_qty: float
+    mid: float
+    spread: float
+    spread_bps: float
+    imbalance: float  # (bid - ask) / (bid + ask) quantity over the levels below
+    bids: list[Level]
+    asks: list[Level]
+
+
 # --- control-protocol replies (not market events) --------------------------------------
 
 
@@ -261,6 +283,10 @@ MARKET_EVENT_TYPES: tuple[type[Event], ...] = (
 )
 
 EVENT_TYPES_BY_KIND: dict[str, type[Event]] = {t.kind: t for t in MARKET_EVENT_TYPES}
+
+# Local events the bus routes only to consumers that name them (never "every event").
+LOCAL_EVENT_TYPES: tuple[type[Event], ...] = (FeedEvent, BookTop)
+ROUTED_EVENT_TYPES: tuple[type[Event], ...] = (*MARKET_EVENT_TYPES, BookTop)
 
 
 def to_builtins(value: Struct) -> dict[str, object]:

@@ -21,6 +21,18 @@ class Faults:
 
     def __init__(self, ex: LocalExchange) -> None:
         self.ex = ex
+        self.rest_delay_s = 0.0
+
+    def slow_rest(self, seconds: float) -> None:
+        """Deliver every REST reply `seconds` late (0 restores). The body is computed when
+        the request arrives, so a depth snapshot is older than the diffs sent meanwhile:
+        the bridging diff reaches the client *before* the snapshot, as in real data."""
+        self.rest_delay_s = max(0.0, seconds)
+
+    def corrupt_next_diff(self, symbol: str) -> None:
+        """The next diff-depth event of `symbol` (every speed) silently omits one changed
+        level while its ids stay contiguous: a wrong book no sequence check can see."""
+        self.ex.market(symbol).corrupt_next_diff()
 
     def drop_all(self) -> int:
         """Abort the TCP connection of every WebSocket (no close frame). Returns the count."""

@@ -68,6 +68,8 @@ class Market:
         self._changed = [({}, {}) for _ in range(SPEEDS)]
         self._diff_u = [self.update_id] * SPEEDS
         self._top: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
+        self._corrupt = [False] * SPEEDS  # fault: omit one level from the next diff per speed
+        self.corrupted: list[tuple[int, str, str]] = []  # (speed, side "b"/"a", price) omitted
         # Events produced since the last drain: (tag, time_ms, payload tuple).
         self.out: list[tuple[str, int, tuple]] = []
         self.ops = 0
@@ -231,6 +233,10 @@ class Market:
         for i in range(SPEEDS):
             self._diff_u[i] += 1
 
+    def corrupt_next_diff(self) -> None:
+        """Fault: the next diff of every speed leaves out one changed level (ids unchanged)."""
+        self._corrupt = [True] * SPEEDS
+
     # ------------------------------------------------------------------ random flow
     def step(self, now_ms: int, n: int = 1) -> None:
         """Run `n` random order-flow operations near the top of the book."""
@@ -345,6 +351,12 @@ class Market:
                 rows.append([self.price_str(p), self.qty_str(lvl.total) if lvl else "0.00000000"])
             ch.clear()
             sides.append(rows)
+        if self._corrupt[speed]:
+            self._corrupt[speed] = False
+            # the deepest changed level (of bids if any): the least likely to heal itself
+            side = 0 if sides[0] else 1
+            price, _ = sides[side].pop()
+            self.corrupted.append((speed, "ba"[side], price))
         first = self._diff_u[speed] + 1
         self._diff_u[speed] = self.update_id
         return first, self.update_id, sides[0], sides[1]
