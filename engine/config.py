@@ -120,7 +120,7 @@ class Connection:
 @dataclass(frozen=True)
 class Ui:
     refresh_hz: float = field(default=15.0, metadata={"min": 1.0, "max": 60.0})
-    theme: str = field(default="dark", metadata=_choices("dark", "light"))
+    theme: str = field(default="dark", metadata=_choices("dark", "light", "colorblind"))
     status_interval_s: float = field(default=5.0, metadata={"min": 0.1})
 
 

@@ -96,7 +96,8 @@ def test_several_symbols_comma_or_repeated() -> None:
     (["--set", "streams=3"], "streams: expected a mapping, got 3"),
     (["--set", "novalue"], "--set: 'novalue' is not allowed; expected KEY=VALUE"),
     (["--config", "/nonexistent/settings.yaml"], "config: file '/nonexistent/settings.yaml' not"),
-    (["--set", "ui.theme=pink"], "ui.theme: 'pink' is not allowed; allowed: dark, light"),
+    (["--set", "ui.theme=pink"],
+     "ui.theme: 'pink' is not allowed; allowed: dark, light, colorblind"),
     (["-s", "btcusdt,ethusdt", "--order-book-snapshot", "--order-book-limit", "5000",
       "--order-book-interval", "2"],
      "order_book.interval_s: polling 2 symbol(s) at limit 5000 (weight 250) every 2s needs "
