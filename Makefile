@@ -33,6 +33,7 @@ test: install-test
 bench: install-test
 	$(BIN)/python bench/bus_throughput.py
 	$(BIN)/python bench/recorder.py
+	$(BIN)/python bench/book.py
 
 lint: install-test
 	$(BIN)/ruff check engine tui tests bench

@@ -19,8 +19,11 @@ Never silently wrong, so two more conditions drop the book (``resync_reason``):
 * **beyond depth**: a snapshot truncated at its limit only vouches for prices down to
   its worst bid / up to its worst ask (``bid_floor`` / ``ask_ceiling``). A level set
   outside that range has unknown neighbours, so it is counted (``pruned``) and not
-  kept; every view is therefore within the verified range. If a truncated side runs out
-  of verified levels the book is dropped too (``depth_exhausted``).
+  kept; every view is therefore within the verified range. The range itself stays
+  exact. If the market moves past it (a truncated side has no verified level left) the
+  book counts it (``exhausted``) and, by default, drops itself so that a fresh snapshot
+  centred on the new price is fetched; with ``resync_when_exhausted=False`` (replaying a
+  recording that has no later snapshot) that side just reads empty until prices return.
 
 While the book is not synced it is empty: no view shows stale levels.
 """
@@ -56,12 +59,15 @@ class Reason(StrEnum):
 
 
 _SYNCED = BookState.SYNCED
+_dict_set = dict.__setitem__  # SortedDict is a dict (+ a SortedList of its keys)
+_dict_del = dict.__delitem__
 
 
 class LocalBook:
     MAX_BUFFER = 10_000  # diffs kept while waiting for a snapshot (bounded: ~17 min at 100 ms)
 
-    def __init__(self, symbol: str, max_buffer: int = MAX_BUFFER) -> None:
+    def __init__(self, symbol: str, max_buffer: int = MAX_BUFFER,
+                 resync_when_exhausted: bool = True) -> None:
         self.symbol = symbol
         self.bids: SortedDict = SortedDict()  # price -> qty, best = last
         self.asks: SortedDict = SortedDict()  # price -> qty, best = first
@@ -72,6 +78,8 @@ class LocalBook:
         self.state = BookState.BUFFERING
         self.buffer: deque[DepthUpdate] = deque()
         self.max_buffer = max_buffer
+        self.resync_when_exhausted = resync_when_exhausted
+        self.depth_exhausted = False  # a truncated side has no verified level right now
         self.bid_floor = -INF  # lowest bid price the snapshot vouched for
         self.ask_ceiling = INF  # highest ask price the snapshot vouched for
         self.replayed: list[DepthUpdate] = []  # buffered diffs applied by the last sync
@@ -115,27 +123,41 @@ class LocalBook:
             self._buffer(diff)  # it starts the new buffer (step 2 of the procedure)
             return False
         # -- apply (hot path: local lookups, no allocation beyond the SortedDict ops) --
+        # Most levels are added or removed (real BTCUSDT: 74 %): the SortedDict's own key
+        # list and the dict are updated directly, which saves a Python frame per level.
         bids = self.bids
-        bset = bids.__setitem__
-        bpop = bids.pop
+        blist = bids._list  # noqa: SLF001 - SortedList of the keys (sortedcontainers 2.x)
         floor = self.bid_floor
         pruned = 0
         for price, qty in diff.bids:
-            if qty == 0.0:
-                bpop(price, None)
+            if price in bids:
+                if qty == 0.0:
+                    _dict_del(bids, price)
+                    blist.remove(price)
+                else:
+                    _dict_set(bids, price, qty)
+            elif qty == 0.0:
+                pass  # removing a level we do not have is normal
             elif price >= floor:
-                bset(price, qty)
+                _dict_set(bids, price, qty)
+                blist.add(price)
             else:
                 pruned += 1
         asks = self.asks
-        aset = asks.__setitem__
-        apop = asks.pop
+        alist = asks._list  # noqa: SLF001
         ceiling = self.ask_ceiling
         for price, qty in diff.asks:
-            if qty == 0.0:
-                apop(price, None)
+            if price in asks:
+                if qty == 0.0:
+                    _dict_del(asks, price)
+                    alist.remove(price)
+                else:
+                    _dict_set(asks, price, qty)
+            elif qty == 0.0:
+                pass
             elif price <= ceiling:
-                aset(price, qty)
+                _dict_set(asks, price, qty)
+                alist.add(price)
             else:
                 pruned += 1
         self.update_id = diff.final_update_id
@@ -147,11 +169,17 @@ class LocalBook:
                 self.crossed += 1
                 self.drop(Reason.CROSSED)
                 return False
+            if self.depth_exhausted:
+                self.depth_exhausted = False
             return True
-        if (not bids and floor > -INF) or (not asks and ceiling < INF):
-            self.exhausted += 1  # every verified level of a truncated side is gone
-            self.drop(Reason.DEPTH_EXHAUSTED)
-            return False
+        # an empty side: fine for a complete (thin) side, not for a truncated one
+        exhausted = (not bids and floor > -INF) or (not asks and ceiling < INF)
+        if exhausted and not self.depth_exhausted:
+            self.exhausted += 1
+            if self.resync_when_exhausted:
+                self.drop(Reason.DEPTH_EXHAUSTED)
+                return False
+        self.depth_exhausted = exhausted
         return True
 
     def _buffer(self, diff: DepthUpdate) -> None:
@@ -191,6 +219,7 @@ class LocalBook:
         self._load(snap.bids, snap.asks, limit)
         self.update_id = self.snapshot_id = last
         self.state = _SYNCED
+        self.depth_exhausted = False
         self.bridged_from_buffer = bool(pending)
         for i, diff in enumerate(pending):
             if not self.on_diff(diff) and self.state is not _SYNCED:

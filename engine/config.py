@@ -122,6 +122,11 @@ class Ui:
     refresh_hz: float = field(default=15.0, metadata={"min": 1.0, "max": 60.0})
     theme: str = field(default="dark", metadata=_choices("dark", "light", "colorblind"))
     status_interval_s: float = field(default=5.0, metadata={"min": 0.1})
+    # a trade is "large" (highlighted on the tape) at this notional (0 = off) ...
+    large_trade_notional: float = field(default=0.0, metadata={"min": 0.0})
+    # ... or at this multiple of the rolling median notional (0 = off)
+    large_trade_multiple: float = field(default=10.0, metadata={"min": 0.0, "max": 10_000.0})
+    keymap: tuple[str, ...] = ()  # "binding_id=key" items, e.g. "record=R" (see README)
 
 
 @dataclass(frozen=True)
@@ -142,12 +147,17 @@ class Settings:
     def stream_enabled(self, kind: str) -> bool:
         return bool(getattr(self.streams, kind).enabled)
 
-    def names_for(self, kind: str, symbols: typing.Iterable[str] | None = None) -> list[str]:
-        """Wire names of one stream kind for the given (default: configured) symbols."""
+    def names_for(self, kind: str, symbols: typing.Iterable[str] | None = None, *,
+                  interval: str | None = None) -> list[str]:
+        """Wire names of one stream kind for the given (default: configured) symbols.
+
+        ``interval`` overrides the configured kline interval (the engine switches it at
+        runtime; settings are frozen).
+        """
         spec = getattr(self.streams, kind)
         kwargs: dict[str, Any] = {}
         if kind == "kline":
-            kwargs["interval"] = spec.interval
+            kwargs["interval"] = interval or spec.interval
         elif kind == "depthPartial":
             kwargs.update(levels=spec.levels, speed_ms=spec.speed_ms)
         elif kind == "depthUpdate":
@@ -172,7 +182,7 @@ def _convert(path: str, value: Any, tp: Any, meta: typing.Mapping[str, Any]) -> 
     if origin is tuple:  # tuple[str, ...]: symbol lists
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]
-        if not isinstance(value, list | tuple) or not value:
+        if not isinstance(value, list | tuple) or (not value and path == "symbols"):
             raise ConfigError(f"{path}: expected a non-empty list, got {value!r}")
         return tuple(_convert(path, v, typing.get_args(tp)[0], meta) for v in value)
     if origin in (typing.Union, types.UnionType):

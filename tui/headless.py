@@ -63,8 +63,20 @@ def status_table(status: EngineStatus) -> Group:
                      + f" · {rest_line(status)}"
                      + (f" · replay {status.replay[0]:,}/{status.replay[1]:,} at "
                         f"{utc_time(status.replay[2])}" if status.replay is not None else "")
-                     + f" · gaps {status.gaps} · {recording_line(status)}")
+                     + f" · gaps {status.gaps}{book_line(status)} · {recording_line(status)}")
     return Group(table, Text(summary))
+
+
+def book_line(status: EngineStatus) -> str:
+    """Local diff-depth books: state, levels, resyncs, and the REST audit tally."""
+    books = [b for b in status.books if b.syncs or b.state == "synced" or b.applied]
+    if not books:
+        return ""
+    parts = [f"book {b.symbol} {b.state} {b.bid_levels}/{b.ask_levels} lv"
+             + (f" resyncs {b.resyncs} ({b.last_resync})" if b.resyncs else "") for b in books]
+    ok = sum(b.audits_ok for b in books)
+    bad = sum(b.audits_diverged for b in books)
+    return " · " + " · ".join(parts) + f" · book audits ok {ok}/diverged {bad}"
 
 
 def latency_cell(s: StreamStatus) -> str:
