@@ -81,6 +81,7 @@ class BookKeeper:
         self.bus = bus
         self.sync_limit = sync_limit
         self.top_n = top_n
+        self._speed_ms = speed_ms
         self.books: dict[str, LocalBook] = {s: LocalBook(s) for s in symbols}
         self._streams = {s: stream_name("depthUpdate", s, speed_ms=speed_ms) for s in symbols}
         self._conn: dict[str, int] = {}
@@ -98,6 +99,17 @@ class BookKeeper:
         self.last_divergence = ""
         self.audits_deferred = 0  # audits that waited for the book to reach the snapshot
         self.last_resync: dict[str, str] = {}
+
+    def add_symbol(self, symbol: str, speed_ms: int | None = None) -> None:
+        """Keep a book for a symbol added at runtime (its diffs start with SUBSCRIBE)."""
+        if symbol in self.books:
+            return
+        speed = speed_ms if speed_ms is not None else self._speed_ms
+        self.books[symbol] = LocalBook(symbol)
+        self._streams[symbol] = stream_name("depthUpdate", symbol, speed_ms=speed)
+        self._history[symbol] = deque(maxlen=HISTORY)
+        self._pending[symbol] = []
+        self.audits[symbol] = [0, 0, 0]
 
     # -- lifecycle ----------------------------------------------------------------------
 

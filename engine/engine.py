@@ -27,10 +27,11 @@ from engine.decode import FrameDecoder
 from engine.exchange_info import ExchangeInfo, UnknownSymbols, fetch_exchange_info
 from engine.health import HealthMonitor
 from engine.manager import ConnectionStatus, StreamManager
+from engine.market_state import MarketState, fetch_klines
 from engine.poller import SnapshotPoller
 from engine.recorder import Recorder, RecorderStatus
 from engine.rest import RestClient, RestError, RestStats
-from engine.streams import STREAM_KINDS, parse_stream_name
+from engine.streams import KLINE_INTERVALS, STREAM_KINDS, parse_stream_name
 from engine.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class Engine:
         self.manager = StreamManager(settings.connection, self.bus, self.decoder)
         self.rest = RestClient(settings.connection.rest_url,
                                settings.connection.connect_timeout_s)
+        self.symbols: list[str] = list(settings.symbols)  # grows with add_symbol()
         self.poller = SnapshotPoller(settings.order_book, settings.symbols, self.rest, self.bus)
         # Local order books from diff depth (live only: a replay has no REST to sync from).
         self.book_keeper: BookKeeper | None = None
@@ -119,6 +121,17 @@ class Engine:
                                name="continuity", mode=Mode.INLINE)
             self.bus.subscribe(self.health.on_event, kinds=HealthMonitor.KINDS,
                                name="health", mode=Mode.INLINE)
+        # What the trading panels draw, pulled by UIs; klines switch at runtime (settings
+        # are frozen), so the current interval lives here.
+        self.kline_interval = settings.streams.kline.interval
+        self.kline_backfill_error = ""
+        self._backfill: asyncio.Task[int] | None = None
+        self.market = MarketState(settings.symbols, interval=self.kline_interval,
+                                  large_notional=settings.ui.large_trade_notional,
+                                  large_multiple=settings.ui.large_trade_multiple,
+                                  prefer_trade=self.enabled["trade"])
+        self.bus.subscribe(self.market.on_event, kinds=MarketState.KINDS, name="market",
+                           mode=Mode.INLINE)
         self.recorder = Recorder(settings.storage)
         self.recorder.attach(self.bus)
         self._recorder_started = False
@@ -146,8 +159,8 @@ class Engine:
             return
         for kind, on in self.enabled.items():
             if on:
-                self.manager.enable(self.settings.names_for(kind))
-                self.health.watch(self.settings.names_for(kind))
+                self.manager.enable(self.names_for(kind))
+                self.health.watch(self.names_for(kind))
         if self.settings.storage.enabled:
             await self._start_recorder(True)
         self.bus.start()
@@ -159,6 +172,8 @@ class Engine:
             self.poller.start()
         loop = asyncio.get_running_loop()
         self._info_task = loop.create_task(self._load_exchange_info(), name="exchangeInfo")
+        self._backfill = loop.create_task(self.backfill_klines(self.kline_interval),
+                                          name="klines-backfill")
         self._housekeeping = loop.create_task(self._sample_rates_forever())
 
     async def _load_exchange_info(self) -> None:
@@ -190,6 +205,7 @@ class Engine:
         """Stop receiving, then let every consumer drain what it already holds."""
         await cancel_and_wait(self._housekeeping)
         await cancel_and_wait(self._info_task)
+        await cancel_and_wait(self._backfill)
         if self.replay is not None:
             await self.replay.stop()
         await self.poller.stop()
@@ -224,7 +240,9 @@ class Engine:
         if self.replay is not None:
             self.replay.mute(kind, not enabled)
             return
-        names = self.settings.names_for(kind)
+        if kind == "trade":
+            self.market.use_trade_stream(enabled)
+        names = self.names_for(kind)
         if enabled:
             self.manager.enable(names)
             self.health.watch(names)
@@ -232,6 +250,106 @@ class Engine:
             self.manager.disable(names)
             if kind == "depthUpdate" and self.book_keeper is not None:
                 self.book_keeper.suspend()  # no diffs: the books would go silently stale
+
+    def names_for(self, kind: str, symbols: list[str] | None = None) -> list[str]:
+        """Wire names of one stream kind for every symbol, at the current kline interval."""
+        return self.settings.names_for(kind, symbols or self.symbols,
+                                       interval=self.kline_interval)
+
+    async def add_symbol(self, symbol: str) -> str:
+        """Start streaming another symbol at runtime; "" on success, else why not.
+
+        The symbol is checked against exchangeInfo first, so a typo is an error message,
+        not a silent empty panel; then its enabled streams are SUBSCRIBEd on the open
+        connection(s) and its candles backfilled.
+        """
+        symbol = symbol.upper()
+        if symbol in self.symbols:
+            return ""
+        if self.replay is not None:
+            return "a replay has the symbols it recorded"
+        try:
+            await fetch_exchange_info(self.rest, (symbol,))
+        except UnknownSymbols:
+            return f"{symbol} is not a Binance spot symbol (exchangeInfo)"
+        except (RestError, aiohttp.ClientError, TimeoutError, msgspec.DecodeError,
+                msgspec.ValidationError) as exc:
+            return f"could not check {symbol} with exchangeInfo: {str(exc)[:120]}"
+        self.symbols.append(symbol)
+        self.poller.symbols = tuple(self.symbols)
+        if self.book_keeper is not None:
+            self.book_keeper.add_symbol(symbol)
+        for kind, on in self.enabled.items():
+            if on:
+                names = self.names_for(kind, [symbol])
+                self.manager.enable(names)
+                self.health.watch(names)
+        try:
+            bars = await fetch_klines(self.rest, symbol, self.kline_interval, 200,
+                                      time.time_ns() // 1_000_000)
+            self.market.load_candles(symbol, self.kline_interval, bars)
+        except (RestError, aiohttp.ClientError, TimeoutError, msgspec.DecodeError,
+                msgspec.ValidationError) as exc:
+            self.kline_backfill_error = f"{symbol}: {str(exc)[:120]}"
+        return ""
+
+    async def set_kline_interval(self, interval: str, limit: int = 200) -> int:
+        """Switch the candles to ``interval`` on the open socket and backfill them.
+
+        UNSUBSCRIBEs the old ``kline_<i>`` streams and SUBSCRIBEs the new ones (no
+        reconnect; only while klines are enabled), then loads the last ``limit`` bars of
+        every symbol from REST so the chart is full at once; live klines then update the
+        last bar. Returns the bars loaded. A REST failure is kept in
+        ``kline_backfill_error`` (the live stream still fills the chart).
+        """
+        if interval not in KLINE_INTERVALS:
+            raise ValueError(f"kline interval {interval!r} is not allowed; allowed: "
+                             + ", ".join(KLINE_INTERVALS))
+        old = self.kline_interval
+        if interval == old:
+            return 0
+        await cancel_and_wait(self._backfill)
+        self._backfill = None
+        self.kline_interval = interval
+        self.market.set_interval(interval)  # before SUBSCRIBE: no live bar is lost
+        self.market.drop_interval(old)
+        if self.replay is not None:  # a recording has the intervals it has
+            return 0
+        if self.enabled["kline"]:
+            self.manager.disable(self.settings.names_for("kline", interval=old))
+            new = self.names_for("kline")
+            self.manager.enable(new)
+            self.health.watch(new)
+        task = self._backfill = asyncio.get_running_loop().create_task(
+            self.backfill_klines(interval, limit), name="klines-backfill")
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and current is not None and not current.cancelling():
+                return 0  # superseded by a newer switch, not a cancellation of ours
+            raise
+
+    async def backfill_klines(self, interval: str, limit: int = 200) -> int:
+        """Load the last ``limit`` bars of every symbol into ``market`` (REST, backfill
+        priority, symbols concurrently). Returns the bars added; errors are noted, not raised."""
+        if self.replay is not None:
+            return 0
+        now_ms = time.time_ns() // 1_000_000 + int(self.clock_sync.offset_ms or 0)
+        results = await asyncio.gather(
+            *(fetch_klines(self.rest, sym, interval, limit, now_ms)
+              for sym in self.settings.symbols), return_exceptions=True)
+        loaded = 0
+        errors = []
+        for sym, result in zip(self.settings.symbols, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                errors.append(f"{sym}: {str(result)[:100] or type(result).__name__}")
+            elif interval == self.kline_interval:
+                loaded += self.market.load_candles(sym, interval, result)
+        self.kline_backfill_error = "; ".join(errors)
+        return loaded
 
     async def _start_recorder(self, enabled: bool) -> None:
         self._recorder_started = True

@@ -275,15 +275,18 @@ async def test_tui_runs_unchanged_on_a_replay(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 32)) as pilot:
         await wait_until(lambda: app.engine is not None and app.engine.replay is not None
                          and app.engine.replay.done.is_set(), 10, "the replay to finish")
-        await wait_until(lambda: ("trade", "BTCUSDT") in app.latest, 5, "a trade shown")
+        await wait_until(lambda: bool(app.engine and app.engine.market.recent_trades(
+            "BTCUSDT", 1)), 5, "a trade shown")
         await pilot.pause(0.2)
-        screen = app.export_screenshot()
+        screen = app.export_screenshot().replace("&#160;", " ")
+        tape = [app.query_one("TradeTape").render_line(y).text for y in range(1, 4)]
         replay = app.engine.replay if app.engine is not None else None
         await pilot.press("t")
         await pilot.press("q")
         await wait_until(lambda: not app.is_running, 10, "app exited")
     # Asserted after the app is gone: a failure inside run_test() hangs Textual's teardown.
-    assert "btcusdt@trade" in screen and "21/21" in screen  # the replay progress
+    assert "REPLAY 21/21" in screen  # the replay progress in the status bar
+    assert all(":" in line for line in tape)  # recorded trades on the tape
     assert replay is not None and replay.muted == {"trade"}
 
 

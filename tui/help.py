@@ -48,7 +48,7 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
-        rows = "\n".join(f"| `{key}` | {what} |" for key, what in self.keys)
-        text = f"# binance-live keys\n\n| key | action |\n|---|---|\n{rows}\n\n{NOTES}"
+        keys = " · ".join(f"`{key}` {what}" for key, what in self.keys)
+        text = f"# binance-live\n\n**Keys** — {keys}\n\n{NOTES}"
         with VerticalScroll():
             yield Markdown(text)

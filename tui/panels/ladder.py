@@ -19,13 +19,15 @@ EIGHTHS = " ▏▎▍▌▋▊▉█"
 PRICE_W, SIZE_W, CUM_W = 12, 11, 11
 
 
-def format_price(price: float) -> str:
+def price_decimals(price: float) -> int:
     """Decimals by magnitude: 60000.01, 3000.25, 1.2345, 0.00012345."""
-    if price >= 1000:
-        return f"{price:,.2f}"
-    if price >= 1:
-        return f"{price:.4f}"
-    return f"{price:.8f}"
+    return 2 if price >= 1000 else 4 if price >= 1 else 8
+
+
+def format_price(price: float, like: float | None = None) -> str:
+    """``price`` with the decimals of its own magnitude (or of ``like``, for spreads)."""
+    decimals = price_decimals(price if like is None else like)
+    return f"{price:,.{decimals}f}"
 
 
 def format_qty(qty: float) -> str:
@@ -142,8 +144,9 @@ class DepthLadder(Widget):
             mid = (ask + bid) / 2
             bps = spread / mid * 10_000 if mid else 0.0
             imb = imbalance(self.bids, self.asks)
-            text = (f" spread {format_price(spread)} ({bps:.2f} bps) · mid {format_price(mid)}"
-                    f" · imbalance {imb:+.2f} · {self.source} #{self.update_id}")
+            text = (f" spread {format_price(spread, like=mid)} ({bps:.2f} bps)"
+                    f" · mid {format_price(mid)} · imbalance {imb:+.2f}"
+                    f" · {self.source} #{self.update_id}")
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 
 

@@ -68,6 +68,7 @@ class BookTickerPanel(Widget):
         text.append(f"{format_price(self.bid)} × {format_qty(self.bid_qty)}", bid_style)
         text.append("   ask ", style("ticker--muted"))
         text.append(f"{format_price(self.ask)} × {format_qty(self.ask_qty)}", ask_style)
-        text.append(f"\nspread {format_price(spread)} ({bps:.2f} bps)   mid {format_price(mid)}"
-                    f"\n{self.symbol} bookTicker #{self.update_id}", style("ticker--muted"))
+        text.append(f"\nspread {format_price(spread, like=mid)} ({bps:.2f} bps)"
+                    f"   mid {format_price(mid)}\n{self.symbol} bookTicker #{self.update_id}",
+                    style("ticker--muted"))
         return text
