@@ -66,12 +66,12 @@ class MonitorApp(App[int]):
     CSS = """
     #main { height: 1fr; }
     #left { width: 1fr; }
-    #right { width: 64; }
+    #ladder { width: 64; }
     #candles { height: 1fr; border: round $panel; }
     #lower { height: 17; }
     #tape { width: 1fr; border: round $panel; }
     #ticker { width: 48; border: round $panel; height: 100%; }
-    #ladder { border: round $panel; }
+    #ladder { border: round $panel; height: 100%; }
     .panel-title { color: $muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = _bindings()

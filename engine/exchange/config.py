@@ -86,6 +86,7 @@ class ExchangeConfig:
     lifetime_notice: bool = False  # send serverShutdown before the lifetime close
     replay_wait_for_subscriber: bool = True  # start replay when someone subscribes to it
     warmup_ops: int = 200  # order-flow operations run before start so stats are not empty
+    history_minutes: int = 0  # trade this long "in the past" first, so klines have history
 
     def spec(self, symbol: str) -> SymbolSpec:
         return self.specs.get(symbol) or default_spec(symbol)

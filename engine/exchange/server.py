@@ -85,6 +85,9 @@ class LocalExchange:
             s: Market(cfg.spec(s), cfg.seed, cfg.history, now)
             for s in cfg.symbols if s not in self._replay_symbols}
         for m in self.markets.values():
+            if cfg.history_minutes:  # a market that already traded: REST klines have bars
+                for t in range(now - cfg.history_minutes * 60_000, now - 1_000, 3_000):
+                    m.step(t, 3)
             if cfg.warmup_ops:
                 m.step(now, cfg.warmup_ops)
                 m.drain()

@@ -102,7 +102,8 @@ class DepthLadder(Widget):
         n = self._rows_per_side()
         style = self.get_component_rich_style
         if y == 0:
-            text = f"{'price':>{PRICE_W}} {'size':>{SIZE_W}} {'cum':>{CUM_W}}  depth"
+            text = (f"{'price':>{PRICE_W}} {'size':>{SIZE_W}} {'cum':>{CUM_W}}  "
+                    f"{self.source} #{self.update_id}")
             return Strip([Segment(text, style("ladder--header"))]).adjust_cell_length(width)
         if y == n + 1:
             return self._mid_line(width, style("ladder--mid"))
@@ -145,8 +146,7 @@ class DepthLadder(Widget):
             bps = spread / mid * 10_000 if mid else 0.0
             imb = imbalance(self.bids, self.asks)
             text = (f" spread {format_price(spread, like=mid)} ({bps:.2f} bps)"
-                    f" · mid {format_price(mid)} · imbalance {imb:+.2f}"
-                    f" · {self.source} #{self.update_id}")
+                    f" · mid {format_price(mid)} · imbalance {imb:+.2f}")
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 
 
