@@ -70,7 +70,7 @@ class MonitorApp(App[int]):
     #candles { height: 1fr; border: round $panel; }
     #lower { height: 17; }
     #tape { width: 1fr; border: round $panel; }
-    #ticker { width: 48; border: round $panel; height: 100%; }
+    #ticker { width: 34; border: round $panel; height: 100%; }
     #ladder { border: round $panel; height: 100%; }
     .panel-title { color: $muted; }
     """

@@ -145,7 +145,7 @@ class DepthLadder(Widget):
             mid = (ask + bid) / 2
             bps = spread / mid * 10_000 if mid else 0.0
             imb = imbalance(self.bids, self.asks)
-            text = (f" spread {format_price(spread, like=mid)} ({bps:.2f} bps)"
+            text = (f" spread {format_price(spread, like=mid)} ({bps:.3g} bps)"
                     f" · mid {format_price(mid)} · imbalance {imb:+.2f}")
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 

@@ -15,7 +15,7 @@ FLASH_S = 0.35
 class BookTickerPanel(Widget):
     COMPONENT_CLASSES = {"ticker--bid", "ticker--ask", "ticker--flash", "ticker--muted"}
     DEFAULT_CSS = """
-    BookTickerPanel { height: 5; padding: 0 1; }
+    BookTickerPanel { height: 6; padding: 0 1; }
     BookTickerPanel > .ticker--bid { color: $bid; text-style: bold; }
     BookTickerPanel > .ticker--ask { color: $ask; text-style: bold; }
     BookTickerPanel > .ticker--flash { background: $flash 40%; }
@@ -68,7 +68,7 @@ class BookTickerPanel(Widget):
         text.append(f"{format_price(self.bid)} × {format_qty(self.bid_qty)}", bid_style)
         text.append("\nask ", style("ticker--muted"))
         text.append(f"{format_price(self.ask)} × {format_qty(self.ask_qty)}", ask_style)
-        text.append(f"\nspread {format_price(spread, like=mid)} ({bps:.2f} bps)"
-                    f"   mid {format_price(mid)}\n{self.symbol} bookTicker #{self.update_id}",
+        text.append(f"\nspread {format_price(spread, like=mid)} ({bps:.3g} bps)"
+                    f"\nmid {format_price(mid)}\n{self.symbol} #{self.update_id}",
                     style("ticker--muted"))
         return text
