@@ -33,6 +33,7 @@ test: install-test
 bench: install-test
 	$(BIN)/python bench/bus_throughput.py
 	$(BIN)/python bench/recorder.py
+	$(BIN)/python bench/tui_under_load.py
 	$(BIN)/python bench/book.py
 
 lint: install-test
