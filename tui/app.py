@@ -66,11 +66,11 @@ class MonitorApp(App[int]):
     CSS = """
     #main { height: 1fr; }
     #left { width: 1fr; }
-    #ladder { width: 64; }
+    #ladder { width: 42%; max-width: 64; }
     #candles { height: 1fr; border: round $panel; }
     #lower { height: 17; }
     #tape { width: 1fr; border: round $panel; }
-    #ticker { width: 34; border: round $panel; height: 100%; }
+    #ticker { width: 30; border: round $panel; height: 100%; }
     #ladder { border: round $panel; height: 100%; }
     .panel-title { color: $muted; }
     """
