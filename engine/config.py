@@ -126,6 +126,7 @@ class Ui:
     large_trade_notional: float = field(default=0.0, metadata={"min": 0.0})
     # ... or at this multiple of the rolling median notional (0 = off)
     large_trade_multiple: float = field(default=10.0, metadata={"min": 0.0, "max": 10_000.0})
+    ladder_levels: int = field(default=30, metadata={"min": 5, "max": 500})
     keymap: tuple[str, ...] = ()  # "binding_id=key" items, e.g. "record=R" (see README)
 
 

@@ -106,7 +106,7 @@ class MonitorApp(App[int]):
                 with Horizontal(id="lower"):
                     yield TradeTape(None, self.symbol, id="tape")
                     yield BookTickerPanel(id="ticker")
-            yield DepthLadder(levels=30, id="ladder")
+            yield DepthLadder(levels=self.settings.ui.ladder_levels, id="ladder")
         yield StatusBar(id="status")
         yield Footer()
 

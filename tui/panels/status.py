@@ -48,6 +48,14 @@ def status_lines(status: EngineStatus, *, frozen: bool, mode: str, live_default:
     drops = sum(c.dropped for c in status.consumers)
     text.append(f" · {status.total_rate:,.0f} msg/s · reconnects {status.reconnects}"
                 f" · gaps {status.gaps} · bad frames {status.bad_frames} · drops {drops}")
+    p50 = [s.latency_p50_ms for s in status.streams if s.latency_p50_ms is not None]
+    p99 = [s.latency_p99_ms for s in status.streams if s.latency_p99_ms is not None]
+    if p50 and p99:
+        text.append(f" · latency p50 {max(p50):.0f} / p99 {max(p99):.0f} ms")
+    stale = [s.name for s in status.streams if s.stale]
+    if stale:
+        text.append(f" · STALE {', '.join(stale[:3])}{'…' if len(stale) > 3 else ''}",
+                    "bold yellow")
     clock = getattr(status, "clock", None)
     if clock is not None and getattr(clock, "offset_ms", None) is not None:
         text.append(f" · clock {clock.offset_ms:+.0f} ms")
