@@ -14,28 +14,11 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tui.widgets.format import format_price, format_qty, price_decimals
+
 Level = tuple[float, float]
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 PRICE_W, SIZE_W, CUM_W = 12, 11, 11
-
-
-def price_decimals(price: float) -> int:
-    """Decimals by magnitude: 60000.01, 3000.25, 1.2345, 0.00012345."""
-    return 2 if price >= 1000 else 4 if price >= 1 else 8
-
-
-def format_price(price: float, like: float | None = None) -> str:
-    """``price`` with the decimals of its own magnitude (or of ``like``, for spreads)."""
-    decimals = price_decimals(price if like is None else like)
-    return f"{price:,.{decimals}f}"
-
-
-def format_qty(qty: float) -> str:
-    if qty >= 100_000:
-        return f"{qty / 1000:,.1f}k"
-    if qty >= 100:
-        return f"{qty:,.2f}"
-    return f"{qty:.5f}"
 
 
 def bar(fraction: float, width: int) -> str:
@@ -145,7 +128,7 @@ class DepthLadder(Widget):
             mid = (ask + bid) / 2
             bps = spread / mid * 10_000 if mid else 0.0
             imb = imbalance(self.bids, self.asks)
-            text = (f" spread {format_price(spread, like=mid)} ({bps:.3g} bps)"
+            text = (f" spread {format_price(spread, price_decimals(mid))} ({bps:.3g} bps)"
                     f" · mid {format_price(mid)} · imbalance {imb:+.2f}")
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 

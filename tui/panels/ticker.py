@@ -7,7 +7,7 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.panels.ladder import format_price, format_qty
+from tui.widgets.format import format_price, format_qty, price_decimals
 
 FLASH_S = 0.35
 
@@ -68,7 +68,7 @@ class BookTickerPanel(Widget):
         text.append(f"{format_price(self.bid)} × {format_qty(self.bid_qty)}", bid_style)
         text.append("\nask ", style("ticker--muted"))
         text.append(f"{format_price(self.ask)} × {format_qty(self.ask_qty)}", ask_style)
-        text.append(f"\nspread {format_price(spread, like=mid)} ({bps:.3g} bps)"
+        text.append(f"\nspread {format_price(spread, price_decimals(mid))} ({bps:.3g} bps)"
                     f"\nmid {format_price(mid)}\n{self.symbol} #{self.update_id}",
                     style("ticker--muted"))
         return text
