@@ -241,3 +241,11 @@ def test_weight_limiter_429_then_418_with_doubling():
     assert lim.charge("a", 11, t2).status == 429
     v = lim.charge("a", 1, t2 + 1)
     assert v.status == 418 and v.retry_after == 240  # repeat offender: doubled
+
+
+def test_dashed_uuid_ids_are_accepted_like_binance_sdk_sends_them() -> None:
+    uid = "0f8e4c1a-6b7d-4e2f-9a3b-5c6d7e8f9a0b"
+    r, _ = _reply('{"method":"LIST_SUBSCRIPTIONS","id":"' + uid + '"}')
+    assert r == {"result": [], "id": uid}
+    r, _ = _reply('{"method":"LIST_SUBSCRIPTIONS","id":"' + uid + 'x"}')  # 37 chars
+    assert r["error"]["code"] == 2

@@ -14,7 +14,9 @@ from typing import Any
 from .streams import parse_stream
 
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
-_ID_STR = re.compile(r"^[A-Za-z0-9]{1,36}$")
+# The docs say "alphanumeric, at most 36"; Binance's own SDK sends dashed UUIDs (36 chars)
+# and real Binance accepts them, so dashes are allowed too.
+_ID_STR = re.compile(r"^[A-Za-z0-9-]{1,36}$")
 _METHOD_VALUE = re.compile(r'"method"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\s]+)')
 _INT64 = (-(2**63), 2**63 - 1)
 
