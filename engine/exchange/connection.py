@@ -49,6 +49,13 @@ class Connection:
         self.pings_sent = 0
         self.pongs_received = 0
         self.opened = time.monotonic()
+        # fault hooks (ex.faults): the last frames sent, pending per-frame faults, lifetime
+        self.recent: deque[str] = deque(maxlen=64)
+        self.truncate_left = 0
+        self.reorder_left = 0
+        self.held: tuple[str, str] | None = None
+        self.started = asyncio.get_running_loop().time()
+        self.lifetime_end = self.started + ex.config.lifetime
         self._tasks: list[asyncio.Task] = []
         self._closing = False
 
@@ -78,14 +85,26 @@ class Connection:
     async def _writer(self) -> None:
         ws, stats, log = self.ws, self.ex.stats, self.ex.sent_log
         record = self.ex.config.record_sent
+        faults, recent = self.ex.faults, self.recent
         try:
             while not self._closing:
                 await self._wake.wait()
                 self._wake.clear()
                 while self.queue and not self.stalled and not self._closing:
                     text = self.queue.popleft()
+                    if faults.active:  # slow drip, truncated or reordered frames
+                        if faults.drip_s > 0:
+                            await asyncio.sleep(faults.drip_s)
+                        for out in faults.outgoing(self, text):
+                            await ws.send_str(out)
+                            stats.frames_sent += 1
+                            if record:
+                                log.append((self.id, out))
+                        recent.append(text)
+                        continue
                     await ws.send_str(text)
                     stats.frames_sent += 1
+                    recent.append(text)
                     if record:
                         log.append((self.id, text))
                 self.ex._drained.set()
@@ -118,11 +137,10 @@ class Connection:
     async def _keepalive(self) -> None:
         cfg = self.ex.config
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        next_ping = start + cfg.ping_interval
-        lifetime_end = start + cfg.lifetime
+        next_ping = loop.time() + cfg.ping_interval
         while not self._closing:
             now = loop.time()
+            lifetime_end = self.lifetime_end  # faults.set_lifetime may move it
             if now >= lifetime_end:
                 if cfg.lifetime_notice:
                     self.send_shutdown_notice()

@@ -140,7 +140,11 @@ class RestApi:
         if handler is None:
             return web.Response(status=404, text="",
                                 headers={"X-MBX-USED-WEIGHT-1M": str(ex.limiter.used(ip, now))})
+        injected = ex.faults.rest_reply(route)  # fault: 429/418/5xx for the next N requests
+        if injected is not None:
+            return injected
         verdict = ex.limiter.charge(ip, _weight(route, q), now)
+        ex.faults.note_rest_status(verdict.status, verdict.retry_after)
         headers = {"X-MBX-USED-WEIGHT-1M": str(verdict.used)}
         if verdict.status == 429:
             headers["Retry-After"] = str(verdict.retry_after)

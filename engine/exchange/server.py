@@ -167,8 +167,10 @@ class LocalExchange:
 
     # ------------------------------------------------------------------ introspection
     def now_ms(self) -> int:
-        """Exchange time: local wall clock + clock_offset_ms."""
-        return time.time_ns() // 1_000_000 + self.config.clock_offset_ms
+        """Exchange time: local wall clock + clock_offset_ms (+ any drift, faults.set_clock)."""
+        now = time.time_ns() // 1_000_000 + self.config.clock_offset_ms
+        drift = self.faults.drift_ms()
+        return now + int(drift) if drift else now
 
     @property
     def connections(self) -> list[Connection]:
