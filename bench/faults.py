@@ -11,21 +11,26 @@ over the run window, not only what it sent on the socket) is compared with what 
 
   produced     ids the exchange's market created from the first one sent to the process
                until the stop (trade ids; the aggTrade and depth U..u columns in JSON)
-  lost         produced ids never recorded (t/a/d: trade, aggTrade, diff-depth ids)
-  sent,unrec   lost ids the exchange *did* write to the socket: gone in flight with a
-               dropped TCP connection, or received but never written (kill -9, disk);
-               the rest were never sent (disconnected, stalled, corrupted frames)
+  lost         produced ids never recorded, after REST backfill (t/a/d: trade, aggTrade,
+               diff-depth ids; depth cannot be backfilled: the book resyncs instead)
+  backfill     rows recorded with ``backfilled=true`` (fetched from REST after a gap)
+  sent,unrec   ids the exchange *did* write to the socket that the socket path never
+               recorded: gone in flight with a dropped TCP connection, or received but
+               never written (kill -9); the REST backfill may still have filled them
   dup          rows recorded more than once (trade + aggTrade + depth)
-  ledger       missing id ranges with a gap row naming exactly their first id
-               (``first_missing``, ``last_good`` = first - 1) / all missing ranges; ``+N
-               false`` gap rows that name no missing range (an id that arrived late)
+  ledger       lost id ranges with a gap row naming exactly their first id
+               (``first_missing``, ``last_good`` = first - 1) / all lost ranges; ``cN``
+               gap rows closed later by a ``backfill`` or ``gap_filled`` row; ``+N f``
+               gap rows that name no missing range and were never closed (false);
+               ``+Nw`` ranges lost while storage failed, inside a ``recorder_failed``
+               row's time window (not backfilled)
   detect       fault -> the engine noticed (ledger disconnect/stale row, or the status)
   recover      fault -> recorded data flowing again (mean/max over repeated faults)
   weight       the exchange's peak accepted REST weight per window / limit; ``REJ`` if
                the exchange ever had to answer 429/418 for real (injected ones excluded)
   exit         the process' exit code after SIGINT (``-9`` = killed by the row itself)
 
-Usage: python bench/faults.py [--reconnect-s 120] [--soak-s 120] [--quick] [--rows a,b]
+Usage: python bench/faults.py [--reconnect-s 120] [--soak-s 3600] [--quick] [--rows a,b]
 (``make faults``). Prints one table; writes bench/results/faults.json.
 """
 
@@ -341,39 +346,58 @@ def analyse(ctx: Ctx, end: dict[str, int], status_line: str) -> dict[str, Any]:
     ex, root = ctx.ex, ctx.storage
     sent = sent_frames(ex)
     ledger = read_kind(root, "_events")
+    failed_windows = [(e["start_time"], e["end_time"]) for e in ledger
+                      if e["what"] == "recorder_failed"]
     rows = {k: [r for r in read_kind(root, k) if r.get("symbol", SYMBOL) == SYMBOL]
             for k in DATA_KINDS}
     out: dict[str, Any] = {"kinds": {}}
     for kind, stream in ID_KINDS.items():
         wire = sent.get(stream, [])
         rec = rows[kind]
+        live = [r for r in rec if not r.get("backfilled")]
         sent_spans = [_span(kind, d, True) for d in wire]
         rec_spans = [_span(kind, r, False) for r in rec]
+        live_spans = [_span(kind, r, False) for r in live]
         if not sent_spans:
             out["kinds"][kind] = {"error": "nothing sent"}
             continue
         lo, hi = min(a for a, _ in sent_spans), end[kind]
-        missing = complement(rec_spans, lo, hi)
+        missing = complement(rec_spans, lo, hi)  # lost for good (after any backfill)
+        live_missing = complement(live_spans, lo, hi)  # what the socket did not deliver
         never_sent = complement(sent_spans, lo, hi)
-        in_flight = _minus(missing, never_sent)  # sent on the socket, never recorded
+        in_flight = _minus(live_missing, never_sent)  # sent on the socket, never recorded
         dups = len(rec_spans) - len(set(rec_spans))
-        unsent_recorded = len(set(rec_spans) - set(sent_spans))
-        disorder = sum(1 for x, y in itertools.pairwise(rec_spans) if y[0] <= x[1])
+        unsent_recorded = len(set(live_spans) - set(sent_spans))
+        disorder = sum(1 for x, y in itertools.pairwise(live_spans) if y[0] <= x[1])
         gaps = [(e["last_good"], e["first_missing"]) for e in ledger
                 if e["what"] == "gap" and e["stream"] == stream]
+        # a gap row is closed by a backfill row (REST) or a gap_filled row (late frames)
+        closed = {e["first_missing"] for e in ledger if e["stream"] == stream
+                  and e["what"] in ("backfill", "gap_filled")}
         starts = {a for a, _ in missing}
         exact = sum(1 for a, _ in missing if (a - 1, a) in gaps)
-        false = [g for g in gaps if g[1] not in starts]
+        # ranges lost while the recorder was failing: ledgered by the recorder_failed
+        # row's time window (the ids were received; the exchange's event times place them)
+        times = {i: d["E"] * 1_000_000 for d in wire for i in _span(kind, d, True)}
+        in_window = [(a, b) for a, b in missing if (a - 1, a) not in gaps
+                     and a in times and b in times
+                     and any(w0 - 1e9 <= times[a] and times[b] <= w1 + 1e9
+                             for w0, w1 in failed_windows)]
+        false = [g for g in gaps if g[1] not in starts and g[1] not in closed]
         out["kinds"][kind] = {
             "produced": hi - lo + 1, "first": lo, "last": hi,
             "recorded_rows": len(rec), "sent_frames": len(wire),
+            "backfilled": len(rec) - len(live),
             "lost_ids": size(missing), "lost_ranges": len(missing),
+            "socket_missed_ids": size(live_missing),
             "never_sent_ids": size(never_sent), "in_flight_ids": size(in_flight),
             "duplicates": dups, "out_of_order": disorder,
             "recorded_not_sent": unsent_recorded,
-            "gap_rows": len(gaps), "ranges_ledgered_exactly": exact,
+            "gap_rows": len(gaps), "closed_gap_rows": len(closed & {g[1] for g in gaps}),
+            "ranges_ledgered_exactly": exact, "ranges_in_failed_window": len(in_window),
             "false_gap_rows": len(false),
-            "unledgered_ranges": [r for r in missing if (r[0] - 1, r[0]) not in gaps][:20],
+            "unledgered_ranges": [r for r in missing if (r[0] - 1, r[0]) not in gaps
+                                  and r not in in_window][:20],
             "missing_ranges": missing[:20],
         }
     # streams without contiguous ids: recorded vs sent frames
@@ -696,8 +720,12 @@ def matrix(reconnect_s: float, soak_s: float) -> list[Row]:
             note="alternating TCP abort (1006) and close 1008"),
         Row("stall (silent socket)", stall, note="stale_after_s=2: replaced"),
         Row("24h rollover (lifetime 4s) x3", rollover(4.0, 3),
-            note="close 1001 at the lifetime, no notice"),
-        Row("rollover + serverShutdown x3", rollover(4.0, 3, notice=True)),
+            note="close 1001 at the lifetime, no notice; make-before-break at 3 s",
+            extra=("--set", "connection.rollover_after_s=3")),
+        Row("serverShutdown before the cut x3", rollover(4.0, 3, notice=True),
+            note="notice 50 ms before close 1001; the engine rolls over on the notice"),
+        Row("redundancy 2, reconnect loop 20s", reconnect_loop(20.0, every=2.5),
+            extra=("--set", "connection.redundancy=2")),
         Row("10k malformed frames", malformed(10_000)),
         Row("3k unknown-event frames", unknown(3_000)),
         Row("30 truncated data frames", truncated(30)),
@@ -725,7 +753,8 @@ def cell_ms(st: dict[str, float] | None) -> str:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = (f"{'row':36} {'produced':>8} {'recorded':>8} {'lost t/a/d':>14} {'sent,unrec':>10} "
+    head = (f"{'row':36} {'produced':>8} {'recorded':>8} {'lost t/a/d':>14} {'backfill t/a':>12} "
+            f"{'sent,unrec':>10} "
             f"{'dup':>4} {'ledger':>11} {'detect ms':>10} {'recover ms':>11} {'weight':>10} "
             f"{'exit':>4}")
     lines = [head, "-" * len(head)]
@@ -740,17 +769,22 @@ def table(results: list[dict[str, Any]]) -> str:
         t, a, d = k["trade"], k["aggTrade"], k["depthUpdate"]
         lost = f"{t.get('lost_ids', '?')}/{a.get('lost_ids', '?')}/{d.get('lost_ids', '?')}"
         inflight = sum(x.get("in_flight_ids", 0) for x in (t, a, d))
+        bf = f"{t.get('backfilled', 0)}/{a.get('backfilled', 0)}"
         dup = sum(x.get("duplicates", 0) for x in (t, a, d))
         ranges_ = sum(x.get("lost_ranges", 0) for x in (t, a, d))
         exact = sum(x.get("ranges_ledgered_exactly", 0) for x in (t, a, d))
         false = sum(x.get("false_gap_rows", 0) for x in (t, a, d))
-        ledger = f"{exact}/{ranges_}" + (f" +{false}f" if false else "")
+        closed = sum(x.get("closed_gap_rows", 0) for x in (t, a, d))
+        windowed = sum(x.get("ranges_in_failed_window", 0) for x in (t, a, d))
+        ledger = (f"{exact}+{windowed}w" if windowed else f"{exact}") + f"/{ranges_}" + \
+            (f" c{closed}" if closed else "") + (f" +{false}f" if false else "")
         w = r["weight"]
         weight = f"{w['peak_accepted']}/{w['limit']}" + (" REJ" if w["rejected"] else "")
         lines.append(
             f"{r['row'][:36]:36} {t.get('produced', 0):>8} {t.get('recorded_rows', 0):>8} "
-            f"{lost:>14} {inflight:>10} {dup:>4} {ledger:>11} {cell_ms(r['detect_ms']):>10} "
-            f"{cell_ms(r['recover_ms']):>11} {weight:>10} {r['exit']:>4}"
+            f"{lost:>14} {bf:>12} {inflight:>10} {dup:>4} {ledger:>11} "
+            f"{cell_ms(r['detect_ms']):>10} {cell_ms(r['recover_ms']):>11} {weight:>10} "
+            f"{r['exit']:>4}"
             + (" !" if r.get("error") else ""))
     if errors:
         lines += ["! the row's fault did not complete:", *errors]
@@ -776,7 +810,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reconnect-s", type=float, default=120.0,
                    help="duration of the reconnect-every-5s row (reduced: 15)")
-    p.add_argument("--soak-s", type=float, default=120.0, help="duration of the soak row")
+    p.add_argument("--soak-s", type=float, default=3600.0,
+                   help="duration of the soak row (the issue: 1 h, RSS and fds flat)")
     p.add_argument("--quick", action="store_true", help="reconnect 15 s, soak 30 s")
     p.add_argument("--rows", default="", help="comma-separated name fragments to run")
     p.add_argument("--keep", action="store_true", help="keep the recordings")

@@ -160,27 +160,21 @@ def unicorn(m: Meter, port: int) -> None:
 
 
 def binance_sdk_spot(m: Meter, port: int) -> None:
-    import uuid
-
-    import binance_common.websocket as bcw
     from binance_sdk_spot.spot import ConfigurationRestAPI, ConfigurationWebSocketStreams, Spot
-    # The local exchange accepts string ids only if alphanumeric (Binance's documented
-    # rule); the SDK's str(uuid4()) has dashes and is refused. Same id, without dashes.
-    bcw.get_uuid = lambda: uuid.uuid4().hex
-    m.note = ("typed stream handles (pydantic model per message); SUBSCRIBEs 0.5 s apart; "
-              "ids uuid4().hex (dashed uuid refused by the local exchange)")
+    m.note = "typed stream handles (pydantic model per message); SUBSCRIBEs 0.5 s apart"
 
     async def main() -> None:
         client = Spot(config_ws_streams=ConfigurationWebSocketStreams(
             stream_url=f"ws://127.0.0.1:{port}"),
             config_rest_api=ConfigurationRestAPI(base_path=f"http://127.0.0.1:{port}"))
         conn = await client.websocket_streams.create_connection()
-        handles = [await conn.diff_book_depth(symbol="btcusdt", update_speed="100ms"),
-                   await conn.book_ticker(symbol="btcusdt"),
-                   await conn.trade(symbol="btcusdt"),
-                   await conn.agg_trade(symbol="btcusdt")]
-        for h in handles:
-            h.on("message", m.on_event)
+        # each handler right after its SUBSCRIBE is sent (the SDK sleeps 0.5 s *before*
+        # sending the next one), so no frame arrives before its callback exists
+        for subscribe in (lambda: conn.diff_book_depth(symbol="btcusdt", update_speed="100ms"),
+                          lambda: conn.book_ticker(symbol="btcusdt"),
+                          lambda: conn.trade(symbol="btcusdt"),
+                          lambda: conn.agg_trade(symbol="btcusdt")):
+            (await subscribe()).on("message", m.on_event)
         await asyncio.Event().wait()
 
     in_thread_loop(main)
@@ -189,7 +183,7 @@ def binance_sdk_spot(m: Meter, port: int) -> None:
 def ccxt_pro(m: Meter, port: int) -> None:
     import ccxt.pro as ccxtpro
     m.note = ("every frame counted in handle_message (watch_* return coalesced updates); "
-              "tradesLimit 10^6; is_spot_url patched, URL /ws?c=/<n>")
+              "tradesLimit 10^6; URL <port>/stream.binance.com/ws/<n>")
 
     async def main() -> None:
         ex = ccxtpro.binance({"options": {"fetchMarkets": {"types": ["spot"]},
@@ -197,13 +191,10 @@ def ccxt_pro(m: Meter, port: int) -> None:
                                           "tradesLimit": 1_000_000}})
         ex.urls["api"]["public"] = f"http://127.0.0.1:{port}/api/v3"
         ex.urls["api"]["private"] = f"http://127.0.0.1:{port}/api/v3"
-        # peer-clients.md suggests .../stream.binance.com/ws so that the URL text says
-        # "spot", but the local exchange routes only /ws, /ws/<streams> and /stream (404
-        # else), and it refuses ccxt's /ws/<n> (n = connection index, not a stream name:
-        # HTTP 400 "invalid stream"). So the index goes into a dummy query (/ws?c=/0 is a
-        # bare /ws, then SUBSCRIBE) and spot detection is answered directly.
-        ex.urls["api"]["ws"]["spot"] = f"ws://127.0.0.1:{port}/ws?c="
-        ex.is_spot_url = lambda client: True
+        # peer-clients.md: ccxt decides spot vs futures from the URL text, so Binance's
+        # host stays in the path; it then opens <url>/<n> and SUBSCRIBEs (the local
+        # exchange routes on the path suffix, as real Binance accepts /ws/<n>).
+        ex.urls["api"]["ws"]["spot"] = f"ws://127.0.0.1:{port}/stream.binance.com/ws"
         orig = ex.handle_message
 
         def handle(client: Any, message: Any) -> Any:

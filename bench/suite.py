@@ -6,8 +6,11 @@ workloads, the same for every row:
 
   rec   the real hftbacktest recordings (btcusdt_20240808 + _20240809, contiguous ids:
         depth@100ms diffs + bookTicker + trade) replayed with ``--speed 0`` (as fast as the
-        exchange can send; the replay starts when the client subscribes). The rate is
-        the messages delivered between the first and the last one.
+        exchange can send). The replay starts once the client has subscribed every
+        recorded stream (``--replay-wait-all``; cryptofeed has no @trade channel: 5 s
+        after its first subscription), so clients that subscribe one stream at a time
+        see it whole. The rate is the messages delivered between the first and the
+        last one.
   max   the synthetic stream (``--rate max``), measured over a fixed window after warm-up.
 
 Every client subscribes the same four streams (btcusdt@trade, @aggTrade, @bookTicker,
@@ -52,9 +55,10 @@ PEERS_VENV = ROOT / "bench/.venv-peers"
 PEERS_PY = PEERS_VENV / "bin/python"
 PEERS = ("python-binance", "cryptofeed", "unicorn-binance-websocket-api", "binance-sdk-spot",
          "ccxt.pro")
-ENGINE_ROWS = ("raw", "decode", "engine-a", "engine-b", "engine-c", "engine-d")
+ENGINE_ROWS = ("raw", "raw-ws", "decode", "engine-a", "engine-b", "engine-c", "engine-d")
 LABELS = {
     "raw": "raw receive (open_ws, discard) [limit]",
+    "raw-ws": "raw receive, websockets' parser [before]",
     "decode": "receive + decode (FrameDecoder)",
     "engine-a": "engine (a) decode+bus+counter",
     "engine-b": "engine (b) + recorder",
@@ -62,6 +66,7 @@ LABELS = {
     "engine-d": "engine (d) all together",
 }
 IDLE_END_S = 2.0  # rec workload: the replay is over when nothing arrived for this long
+SETTLE_S = 120.0  # memory row: RSS growth is judged from here to the end
 POLL_S = 0.01
 
 
@@ -96,7 +101,8 @@ def start_exchange(port: int, workload: str, recording: Path | None,
     cmd = [sys.executable, "-m", "engine.exchange", "--port", str(port), "--symbols", SYMBOL]
     if workload == "rec":
         assert recording is not None
-        cmd += ["--rate", "0", "--recording", str(recording), "--speed", "0"]
+        cmd += ["--rate", "0", "--recording", str(recording), "--speed", "0",
+                "--replay-wait-all"]
     else:
         cmd += ["--rate", rate]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -194,10 +200,11 @@ async def run_engine_worker(row: str, port: int, workload: str, seconds: float,
                             latency: bool, memory_seconds: float) -> dict[str, Any]:
     meter = Meter()
     timeout = 120.0
-    if row in ("raw", "decode"):
+    if row in ("raw", "raw-ws", "decode"):
+        from bench.ws_reference import open_reference
         from engine.connection import open_ws
         from engine.decode import FrameDecoder
-        if row == "raw":
+        if row in ("raw", "raw-ws"):
             def sink(frames: list[bytes], recv_ns: int) -> None:
                 meter.n += len(frames)
                 meter.last = frames[-1]
@@ -210,7 +217,7 @@ async def run_engine_worker(row: str, port: int, workload: str, seconds: float,
                     if ev is not None:
                         meter.on_event(ev)
         url = f"ws://127.0.0.1:{port}/stream?streams={'/'.join(STREAMS)}"
-        client = await open_ws(url, sink, 10)
+        client = await (open_reference(url, sink) if row == "raw-ws" else open_ws(url, sink, 10))
         result = await meter.measure(workload, seconds, timeout)
         client.close()
         return result
@@ -282,11 +289,18 @@ async def memory_run(meter: Meter, seconds: float) -> dict[str, Any]:
         await asyncio.sleep(1.0)
     samples.append((time.perf_counter() - t0, rss_bytes()))
     start, end = samples[0][1], samples[-1][1]
-    return {"events": meter.n - n0, "seconds": samples[-1][0],
+    # bounded structures (tape, candles, latency windows, recorder buffers, Arrow pools)
+    # fill during the first ~2 minutes at 10k msg/s; growth is judged after that
+    settle_s = min(SETTLE_S, seconds / 2)
+    settled = next(r for t, r in samples if t >= settle_s)
+    return {"events": meter.n - n0, "seconds": samples[-1][0], "settle_s": settle_s,
+            "rss_settled_mb": settled / 2**20, "growth_after_settle": (end - settled) / settled,
             "per_s": (meter.n - n0) / samples[-1][0], "warmup_s": warm,
             "rss_start_mb": start / 2**20, "rss_end_mb": end / 2**20,
             "rss_max_mb": max(s[1] for s in samples) / 2**20,
-            "growth": (end - start) / start}
+            "growth": (end - start) / start,
+            "curve_mb": [round(samples[min(len(samples) - 1, i * len(samples) // 10)][1]
+                               / 2**20, 1) for i in range(11)]}
 
 
 def worker_main(ns: argparse.Namespace) -> None:
@@ -373,6 +387,10 @@ def main() -> None:
                     help="create bench/.venv-peers from bench/requirements-peers.txt if needed")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
     ap.add_argument("--json", type=Path, default=ROOT / "bench/results/suite.json")
+    ap.add_argument("--rows", default=",".join(ENGINE_ROWS),
+                    help="comma-separated subset of the engine rows (profiling runs)")
+    ap.add_argument("--workloads", default="rec,max", help="rec, max or both ('' = none)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency ladder")
     # worker mode (internal)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -401,9 +419,10 @@ def main() -> None:
         recording, n_frames = build_recording(Path(tmpdir))
         results["recording"] = {"files": RECORDINGS, "frames": n_frames}
         tables: dict[str, dict[str, Any]] = {}
-        for workload in ("rec", "max"):
+        engine_rows = [r for r in ENGINE_ROWS if r in ns.rows.split(",")]
+        for workload in [w for w in ns.workloads.split(",") if w]:
             rows: dict[str, Any] = {}
-            for row in (*ENGINE_ROWS, *peers):
+            for row in (*engine_rows, *peers):
                 print(f"  {workload:3} {row} ...", file=sys.stderr, flush=True)
                 rows[row] = run_row(row, workload, recording, ns.seconds)
             tables[workload] = rows
@@ -413,7 +432,7 @@ def main() -> None:
         steps = (75_000, 100_000, 125_000)
         rates = calibrate(recording, (*targets, *steps))
         lat: dict[str, Any] = {}
-        for t in (*targets, *steps):
+        for t in () if ns.no_latency else (*targets, *steps):
             print(f"  latency @{t} ...", file=sys.stderr, flush=True)
             lat[str(t)] = run_row("engine-d", "max", recording, ns.latency_seconds,
                                   rate=rates[t], latency=True)
@@ -441,7 +460,7 @@ def report(results: dict[str, Any], peers: list[str], targets: tuple[int, ...],
                      f"({results['recording']['frames']:,} frames) replayed at --speed 0",
               "max": "max: synthetic --rate max stream"}
     for workload, rows in results["throughput"].items():
-        raw = rows["raw"].get("per_s") or 1.0
+        raw = rows.get("raw", {}).get("per_s") or 1.0
         ok_peers = [rows[p]["per_s"] for p in peers if "per_s" in rows[p]]
         peak = max(ok_peers) if ok_peers else 0.0
         print(f"\n{titles[workload]}")
@@ -461,6 +480,8 @@ def report(results: dict[str, Any], peers: list[str], targets: tuple[int, ...],
           f"{'task p50/p99/p99.9 ms':>25} {'q max':>7} {'q end':>6}")
     sustainable = 0.0
     for t in (*targets, *steps):
+        if str(t) not in results["latency"]:
+            continue
         r = results["latency"][str(t)]
         if "error" in r:
             print(f"{t:>8,} {'':>9} {r['error'][:100]}")
@@ -484,7 +505,12 @@ def report(results: dict[str, Any], peers: list[str], targets: tuple[int, ...],
                   f"({mem['per_s']:,.0f} msg/s), {mem['seconds']:.0f}s after "
                   f"{mem['warmup_s']:.0f}s warm-up: RSS {mem['rss_start_mb']:.1f} → "
                   f"{mem['rss_end_mb']:.1f} MiB (max {mem['rss_max_mb']:.1f}), "
-                  f"growth {mem['growth']:+.1%}")
+                  f"growth {mem['growth']:+.1%}; from {mem['settle_s']:.0f}s "
+                  f"({mem['rss_settled_mb']:.1f} MiB) to the end "
+                  f"{mem['growth_after_settle']:+.1%}")
+            if mem.get("curve_mb"):
+                print("  RSS MiB at every tenth of the run: "
+                      + " ".join(f"{v:.1f}" for v in mem["curve_mb"]))
 
 
 if __name__ == "__main__":

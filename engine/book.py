@@ -33,8 +33,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from enum import StrEnum
-
-from sortedcontainers import SortedDict
+from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
 from engine.models import DepthUpdate, Level, OrderBookSnapshot, PartialDepth
 
@@ -59,8 +58,7 @@ class Reason(StrEnum):
 
 
 _SYNCED = BookState.SYNCED
-_dict_set = dict.__setitem__  # SortedDict is a dict (+ a SortedList of its keys)
-_dict_del = dict.__delitem__
+_COMPACT_SLACK = 256  # stale heap entries tolerated beyond one per live level
 
 
 class LocalBook:
@@ -69,10 +67,15 @@ class LocalBook:
     def __init__(self, symbol: str, max_buffer: int = MAX_BUFFER,
                  resync_when_exhausted: bool = True) -> None:
         self.symbol = symbol
-        self.bids: SortedDict = SortedDict()  # price -> qty, best = last
-        self.asks: SortedDict = SortedDict()  # price -> qty, best = first
-        self._bid_keys = self.bids.keys()
-        self._ask_keys = self.asks.keys()
+        # Each side is a plain dict (price -> qty) plus a lazy heap of its prices (bids
+        # negated): a new level costs one C-level heappush, a removed one nothing (its
+        # heap entry goes stale and is skipped when it reaches the top). That is ~3x
+        # cheaper per level than a sorted container; full orderings (top(n)) are taken
+        # from the dict when a view asks, at UI rate.
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self._bid_heap: list[float] = []  # -price
+        self._ask_heap: list[float] = []
         self.update_id = 0
         self.snapshot_id = 0  # lastUpdateId of the snapshot the current book was built from
         self.state = BookState.BUFFERING
@@ -122,50 +125,52 @@ class LocalBook:
             self.drop(Reason.GAP)
             self._buffer(diff)  # it starts the new buffer (step 2 of the procedure)
             return False
-        # -- apply (hot path: local lookups, no allocation beyond the SortedDict ops) --
-        # Most levels are added or removed (real BTCUSDT: 74 %): the SortedDict's own key
-        # list and the dict are updated directly, which saves a Python frame per level.
+        # -- apply (hot path: local lookups, dict ops and C heap pushes only) --
         bids = self.bids
-        blist = bids._list  # noqa: SLF001 - SortedList of the keys (sortedcontainers 2.x)
+        bheap = self._bid_heap
         floor = self.bid_floor
         pruned = 0
         for price, qty in diff.bids:
             if price in bids:
                 if qty == 0.0:
-                    _dict_del(bids, price)
-                    blist.remove(price)
+                    del bids[price]
                 else:
-                    _dict_set(bids, price, qty)
+                    bids[price] = qty
             elif qty == 0.0:
                 pass  # removing a level we do not have is normal
             elif price >= floor:
-                _dict_set(bids, price, qty)
-                blist.add(price)
+                bids[price] = qty
+                heappush(bheap, -price)
             else:
                 pruned += 1
         asks = self.asks
-        alist = asks._list  # noqa: SLF001
+        aheap = self._ask_heap
         ceiling = self.ask_ceiling
         for price, qty in diff.asks:
             if price in asks:
                 if qty == 0.0:
-                    _dict_del(asks, price)
-                    alist.remove(price)
+                    del asks[price]
                 else:
-                    _dict_set(asks, price, qty)
+                    asks[price] = qty
             elif qty == 0.0:
                 pass
             elif price <= ceiling:
-                _dict_set(asks, price, qty)
-                alist.add(price)
+                asks[price] = qty
+                heappush(aheap, price)
             else:
                 pruned += 1
         self.update_id = diff.final_update_id
         self.applied += 1
         if pruned:
             self.pruned += pruned
+        if len(bheap) > 2 * len(bids) + _COMPACT_SLACK:
+            self._bid_heap = bheap = [-p for p in bids]
+            heapify(bheap)
+        if len(aheap) > 2 * len(asks) + _COMPACT_SLACK:
+            self._ask_heap = aheap = list(asks)
+            heapify(aheap)
         if bids and asks:
-            if self._bid_keys[-1] >= self._ask_keys[0]:
+            if self._best_bid_price() >= self._best_ask_price():
                 self.crossed += 1
                 self.drop(Reason.CROSSED)
                 return False
@@ -232,10 +237,12 @@ class LocalBook:
         return True
 
     def _load(self, bids: list[Level], asks: list[Level], limit: int) -> None:
-        self.bids.clear()
-        self.asks.clear()
-        self.bids.update([lv for lv in bids if lv[1]])
-        self.asks.update([lv for lv in asks if lv[1]])
+        self.bids = {p: q for p, q in bids if q}
+        self.asks = {p: q for p, q in asks if q}
+        self._bid_heap = [-p for p in self.bids]
+        self._ask_heap = list(self.asks)
+        heapify(self._bid_heap)
+        heapify(self._ask_heap)
         truncated_b = bool(bids) and (limit <= 0 or len(bids) >= limit)
         truncated_a = bool(asks) and (limit <= 0 or len(asks) >= limit)
         self.bid_floor = min(p for p, _ in bids) if truncated_b else -INF
@@ -250,27 +257,48 @@ class LocalBook:
         self.state = BookState.BUFFERING
         self.bids.clear()
         self.asks.clear()
+        self._bid_heap.clear()
+        self._ask_heap.clear()
         self.buffer.clear()
         self.replayed = []
 
     # -- views (all within the verified range, empty while not synced) ----------------
 
+    def _best_bid_price(self) -> float:
+        """Best bid price (the side must not be empty); pops stale heap entries."""
+        heap, bids = self._bid_heap, self.bids
+        while -heap[0] not in bids:
+            heappop(heap)
+        return -heap[0]
+
+    def _best_ask_price(self) -> float:
+        heap, asks = self._ask_heap, self.asks
+        while heap[0] not in asks:
+            heappop(heap)
+        return heap[0]
+
     def best_bid(self) -> Level | None:
-        return self.bids.peekitem(-1) if self.bids else None
+        if not self.bids:
+            return None
+        p = self._best_bid_price()
+        return p, self.bids[p]
 
     def best_ask(self) -> Level | None:
-        return self.asks.peekitem(0) if self.asks else None
+        if not self.asks:
+            return None
+        p = self._best_ask_price()
+        return p, self.asks[p]
 
     def mid(self) -> float:
         """Mid price; NaN unless both sides have a level."""
         if not self.bids or not self.asks:
             return NAN
-        return (self._bid_keys[-1] + self._ask_keys[0]) / 2
+        return (self._best_bid_price() + self._best_ask_price()) / 2
 
     def spread(self) -> float:
         if not self.bids or not self.asks:
             return NAN
-        return self._ask_keys[0] - self._bid_keys[-1]
+        return self._best_ask_price() - self._best_bid_price()
 
     def spread_bps(self) -> float:
         mid = self.mid()
@@ -279,9 +307,16 @@ class LocalBook:
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` levels of each side, best first."""
         bids, asks = self.bids, self.asks
-        b = [(p, bids[p]) for p in bids.islice(max(0, len(bids) - n), None, reverse=True)]
-        a = [(p, asks[p]) for p in asks.islice(0, n)]
-        return b, a
+        if n == 1:  # the common BookTop case: no full scan
+            b = [self.best_bid()] if bids else []
+            a = [self.best_ask()] if asks else []
+            return b, a  # type: ignore[return-value]
+        return ([(p, bids[p]) for p in nlargest(n, bids)],
+                [(p, asks[p]) for p in nsmallest(n, asks)])
+
+    def sorted_prices(self) -> tuple[list[float], list[float]]:
+        """Every price of each side, best first (for audits and tests)."""
+        return sorted(self.bids, reverse=True), sorted(self.asks)
 
     def cumulative(self, n: int) -> tuple[list[Level], list[Level]]:
         """(price, quantity at this price or better) for the best ``n`` levels per side."""

@@ -138,11 +138,10 @@ class BookKeeper:
         book = self.books.get(sym)
         if book is None:
             return
-        conn = diff.conn
-        if self._conn.get(sym) != conn:
-            if sym in self._conn:
-                self._drop(sym, Reason.RECONNECT, diff.recv_ns)
-            self._conn[sym] = conn
+        # Which connection delivered it does not matter: the manager's IdGate passes
+        # each update id once, and the book's own U/u rule catches any gap (a
+        # rollover or a redundant connection must not force a resync).
+        self._conn[sym] = diff.conn
         if book.on_diff(diff):
             self._history[sym].append(diff)
             if self._pending[sym]:
@@ -294,8 +293,8 @@ class BookKeeper:
         want_b = {p: q for p, q in snap.bids if p >= lo and p not in touched_b}
         want_a = {p: q for p, q in snap.asks if p <= hi and p not in touched_a}
         bids, asks = book.bids, book.asks
-        have_b = {p: bids[p] for p in bids.irange(minimum=lo) if p not in touched_b}
-        have_a = {p: asks[p] for p in asks.irange(maximum=hi) if p not in touched_a}
+        have_b = {p: q for p, q in bids.items() if p >= lo and p not in touched_b}
+        have_a = {p: q for p, q in asks.items() if p <= hi and p not in touched_a}
         if want_b == have_b and want_a == have_a:
             self.audits[sym][0] += 1
             return

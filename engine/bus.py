@@ -81,7 +81,8 @@ class Consumer:
         self.mode = mode
         self.batch = batch
         self.is_async = inspect.iscoroutinefunction(callback)
-        self.delivered = 0
+        self._delivered = 0  # task/thread modes; inline ones are counted by the bus per type
+        self._counted_from: dict[type, int] = {}  # inline: the bus's type counts at subscribe
         self.dropped = 0
         self.errors = 0
         self.max_queued = 0
@@ -129,7 +130,14 @@ class Consumer:
             self.callback(event)
         except Exception as exc:  # noqa: BLE001 - isolation is the point
             self._count_error(exc)
-        self.delivered += 1
+        self._delivered += 1
+
+    @property
+    def delivered(self) -> int:
+        if self.mode is Mode.INLINE:
+            counts = self.bus.type_counts
+            return sum(counts.get(t, 0) - base for t, base in self._counted_from.items())
+        return self._delivered
 
     def _wake_worker(self) -> None:
         waiter = self._waiter
@@ -194,7 +202,7 @@ class Consumer:
                         await callback(event)
                     except Exception as exc:  # noqa: BLE001
                         self._count_error(exc)
-                    self.delivered += 1
+                    self._delivered += 1
                 else:
                     self._deliver(event)
                 last = event
@@ -221,7 +229,7 @@ class Consumer:
                 self._thread_idle = False
                 continue
             self._deliver(event)
-            if not self.delivered & 63:
+            if not self._delivered & 63:
                 self._note_lag(event)
 
     def start(self) -> None:
@@ -264,6 +272,12 @@ class Bus:
     def __init__(self) -> None:
         self._consumers: list[Consumer] = []
         self._routes: dict[type, tuple[Consumer, ...]] = {}
+        # The publish path's own table: per type, the callables to run in subscription
+        # order: an inline consumer's callback itself (no wrapper frame per event), or
+        # a queued consumer's ``offer``. ``_owner`` maps them back for error accounting.
+        self._calls: dict[type, tuple[Callable[[Any], Any], ...]] = {}
+        self._owner: dict[int, Consumer] = {}
+        self.type_counts: dict[type, int] = {}  # events published per type
         self._started = False
         self.published = 0
 
@@ -287,6 +301,9 @@ class Bus:
                             capacity, chosen, batch)
         self._consumers.append(consumer)
         self._rebuild_routes()
+        if chosen is Mode.INLINE:
+            consumer._counted_from = {t: self.type_counts.get(t, 0)  # noqa: SLF001
+                                      for t, cs in self._routes.items() if consumer in cs}
         if self._started:
             consumer.start()
         return consumer
@@ -303,22 +320,37 @@ class Bus:
                                 or (c.kinds is not None
                                     and any(issubclass(typ, k) for k in c.kinds)))
         self._routes = routes
+        calls: dict[type, tuple[Callable[[Any], Any], ...]] = {}
+        owner: dict[int, Consumer] = {}
+        for typ, consumers in routes.items():
+            fns = []
+            for c in consumers:
+                fn = c.callback if c.mode is Mode.INLINE else c.offer
+                owner[id(fn)] = c
+                fns.append(fn)
+            calls[typ] = tuple(fns)
+        self._calls = calls
+        self._owner = owner
 
     def wants(self, typ: type[Event]) -> bool:
         """Whether any consumer takes ``typ`` (lets producers skip building unwanted events)."""
         return bool(self._routes.get(typ))
 
     def publish(self, event: Event) -> None:
-        self.published += 1
-        for consumer in self._routes.get(type(event), ()):
-            consumer.offer(event)
+        self.publish_many((event,))
 
-    def publish_many(self, events: list[Any]) -> None:
+    def publish_many(self, events: list[Any] | tuple[Any, ...]) -> None:
         self.published += len(events)
-        routes = self._routes
+        calls = self._calls
+        counts = self.type_counts
         for event in events:
-            for consumer in routes.get(type(event), ()):
-                consumer.offer(event)
+            typ = type(event)
+            counts[typ] = counts.get(typ, 0) + 1
+            for fn in calls.get(typ, ()):
+                try:
+                    fn(event)
+                except Exception as exc:  # noqa: BLE001 - an inline consumer raised
+                    self._owner[id(fn)]._count_error(exc)  # noqa: SLF001
 
     def start(self) -> None:
         self._started = True

@@ -89,6 +89,8 @@ class Storage:
     rotate_minutes: float = field(default=60.0, metadata={"min": 0.01, "max": 1440.0})
     rotate_mb: float = field(default=256.0, metadata={"min": 0.001})
     raw: bool = False
+    # fill trade/aggTrade id gaps and missed klines from REST (engine.backfill)
+    backfill: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,10 @@ class Connection:
     max_streams_per_connection: int = field(default=1024, metadata={"min": 1, "max": 1024})
     max_messages_per_s: int = field(default=4, metadata={"min": 1, "max": 5})
     clock_sync_interval_s: float = field(default=300.0, metadata={"min": 1.0, "max": 86400.0})
+    # make-before-break replacement of each connection before Binance's 24 h close
+    rollover_after_s: float = field(default=84600.0, metadata={"max": 86400.0})
+    rollover_at: str = ""  # "HH:MM" UTC: also roll every connection over daily then; "" = off
+    redundancy: int = field(default=1, metadata=_choices(1, 2))  # connections per shard
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,11 @@ def _validate_url(path: str, url: str, schemes: tuple[str, ...]) -> None:
 
 def from_mapping(data: dict[str, Any]) -> Settings:
     """Validate a full settings mapping (file contents merged with overrides)."""
+    conn_data = data.get("connection")
+    at = conn_data.get("rollover_at") if isinstance(conn_data, dict) else None
+    if isinstance(at, int) and not isinstance(at, bool) and 0 <= at < 1440:
+        # YAML 1.1 reads an unquoted 12:30 as the sexagesimal int 750: give it back
+        data = {**data, "connection": {**conn_data, "rollover_at": f"{at // 60:02d}:{at % 60:02d}"}}
     settings: Settings = build(Settings, data)
     symbols = _validate_symbols(settings.symbols)
     conn = settings.connection
@@ -268,10 +279,25 @@ def from_mapping(data: dict[str, Any]) -> Settings:
         raise ConfigError(f"connection.backoff_max_s: {conn.backoff_max_s} is smaller than "
                           f"connection.backoff_initial_s ({conn.backoff_initial_s})")
     _check_polling_budget(settings.order_book, len(symbols))
+    if conn.rollover_after_s <= 0:
+        raise ConfigError(f"connection.rollover_after_s: {conn.rollover_after_s:g} is not "
+                          "allowed; expected seconds > 0 (default 84600 = 23.5 h)")
+    if conn.rollover_at and parse_hhmm(conn.rollover_at) is None:
+        raise ConfigError(f"connection.rollover_at: {conn.rollover_at!r} is not allowed; "
+                          "expected HH:MM (UTC, 00:00 to 23:59) or \"\" (off)")
     if conn.stale_after_s <= conn.idle_ping_after_s:
         raise ConfigError(f"connection.stale_after_s: {conn.stale_after_s} must be larger than "
                           f"connection.idle_ping_after_s ({conn.idle_ping_after_s})")
     return dataclasses.replace(settings, symbols=symbols)
+
+
+def parse_hhmm(text: str) -> tuple[int, int] | None:
+    """``"HH:MM"`` (24 h clock) as (hour, minute); None when malformed."""
+    hh, sep, mm = text.strip().partition(":")
+    if not sep or len(mm) != 2 or not (hh.isdigit() and mm.isdigit()) or len(hh) > 2:
+        return None
+    h, m = int(hh), int(mm)
+    return (h, m) if h < 24 and m < 60 else None
 
 
 def _check_polling_budget(ob: OrderBook, symbols: int) -> None:

@@ -8,6 +8,7 @@ pushes to a UI, and nothing imports one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -16,20 +17,21 @@ from typing import TYPE_CHECKING
 import aiohttp
 import msgspec
 
+from engine.backfill import Backfiller, BackfillStats, seed_gate
 from engine.book import LocalBook
 from engine.books import BookKeeper, BookStatus
 from engine.budget import BudgetStatus
 from engine.bus import Bus, ConsumerStats, Mode
 from engine.clock_sync import ClockStatus, ClockSync
 from engine.config import Settings
-from engine.continuity import ContinuityChecker
 from engine.decode import FrameDecoder
 from engine.exchange_info import ExchangeInfo, UnknownSymbols, fetch_exchange_info
 from engine.health import HealthMonitor
 from engine.manager import ConnectionStatus, StreamManager
 from engine.market_state import MarketState, fetch_klines
+from engine.models import AggTrade, Trade
 from engine.poller import SnapshotPoller
-from engine.recorder import Recorder, RecorderStatus
+from engine.recorder import Recorder, RecorderState, RecorderStatus
 from engine.rest import RestClient, RestError, RestStats
 from engine.streams import KLINE_INTERVALS, STREAM_KINDS, parse_stream_name
 from engine.tasks import cancel_and_wait
@@ -80,6 +82,7 @@ class EngineStatus:
     clock: ClockStatus | None = None  # exchange clock calibration; None in replay
     symbols_unknown: tuple[str, ...] = ()
     exchange_info_error: str = ""
+    backfill: BackfillStats | None = None  # REST gap backfill; None when off or in replay
 
     @property
     def total_rate(self) -> float:
@@ -113,12 +116,11 @@ class Engine:
             self.manager.disconnect_listeners.append(self.book_keeper.on_disconnect)
         self.enabled: dict[str, bool] = {k: replay is not None or settings.stream_enabled(k)
                                          for k in STREAM_KINDS}
-        self.continuity = ContinuityChecker(self.bus.publish)
+        # dedup + id-continuity ledger: runs in the WebSocket sink, before the bus
+        self.continuity = self.manager.gate
         self.clock_sync = ClockSync(self.rest, settings.connection.clock_sync_interval_s)
         self.health = HealthMonitor()
         if replay is None:  # a recording carries its own ledger; don't add to it
-            self.bus.subscribe(self.continuity.on_event, kinds=ContinuityChecker.KINDS,
-                               name="continuity", mode=Mode.INLINE)
             self.bus.subscribe(self.health.on_event, kinds=HealthMonitor.KINDS,
                                name="health", mode=Mode.INLINE)
         # What the trading panels draw, pulled by UIs; klines switch at runtime (settings
@@ -137,6 +139,14 @@ class Engine:
         self._recorder_started = False
         if settings.storage.raw:
             self.manager.raw_tap = self.recorder.on_raw
+        # Gap backfill from REST (live only: a recording carries its own history).
+        self.backfiller: Backfiller | None = None
+        if replay is None and settings.storage.backfill:
+            self.backfiller = Backfiller(
+                self.rest, self.bus, kline_keys=self._kline_keys, server_ms=self._server_ms,
+                backoff_initial_s=settings.connection.backoff_initial_s,
+                backoff_max_s=settings.connection.backoff_max_s, gate=self.manager.gate)
+            self.backfiller.attach()
         self._rates: dict[str, float] = {}
         self._samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=RATE_WINDOW + 1)
         self._started_at = 0.0
@@ -163,6 +173,7 @@ class Engine:
                 self.health.watch(self.names_for(kind))
         if self.settings.storage.enabled:
             await self._start_recorder(True)
+            await self._seed_from_recording()
         self.bus.start()
         if self.book_keeper is not None:
             self.book_keeper.start()
@@ -213,6 +224,8 @@ class Engine:
             await self.book_keeper.stop()
         await self.clock_sync.stop()
         await self.manager.stop()
+        if self.backfiller is not None:
+            await self.backfiller.stop()  # unfinished gaps get a backfill_failed row
         await self.bus.stop(drain_timeout)
         if self._recorder_started:
             await self.recorder.stop()  # after the bus: every received row reaches disk
@@ -351,6 +364,24 @@ class Engine:
         self.kline_backfill_error = "; ".join(errors)
         return loaded
 
+    async def _seed_from_recording(self) -> None:
+        """Restart continuity (kill -9 included): seed the id gate with the last recorded
+        trade/aggTrade ids, so the downtime shows up as a gap (and gets backfilled)."""
+        try:
+            await seed_gate(self.continuity, self.backfiller, self.rest, self.recorder.root,
+                            self.symbols, min(5.0, self.settings.connection.connect_timeout_s))
+        except (OSError, ValueError) as exc:  # an unreadable tail must not stop a start
+            self.kline_backfill_error = f"restart continuity: {str(exc)[:150]}"
+
+    def _kline_keys(self) -> list[tuple[str, str]]:
+        """(symbol, interval) of the klines subscribed now (for the backfiller)."""
+        if not self.enabled["kline"]:
+            return []
+        return [(sym, self.kline_interval) for sym in self.symbols]
+
+    def _server_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + int(self.clock_sync.offset_ms or 0)
+
     async def _start_recorder(self, enabled: bool) -> None:
         self._recorder_started = True
         await self.recorder.start(enabled)
@@ -361,7 +392,16 @@ class Engine:
             if on:
                 await self._start_recorder(True)
             return
-        await self.recorder.set_enabled(on)
+        was_failed = self.recorder.state is RecorderState.FAILED
+        await self.recorder.set_enabled(on)  # no suspension in it: the hwms below are exact
+        if on and was_failed and self.backfiller is not None:
+            # every consumer but the recorder had the ids of the failure window live
+            for (kind, symbol), top in self.recorder.written_max.items():
+                hwm = self.manager.gate.last_id(Trade if kind == "trade" else AggTrade,
+                                                symbol)
+                if hwm is not None and hwm > top:
+                    self.backfiller.refill(kind, symbol, top + 1, hwm,
+                                           self.recorder.on_event, "recorder_failed window")
 
     @property
     def recording(self) -> bool:
@@ -438,4 +478,6 @@ class Engine:
             gaps=self.continuity.gaps,
             books=self.book_keeper.status() if self.book_keeper is not None else [],
             replay=self.replay.progress() if self.replay is not None else None,
-            clock=self.clock_sync.status() if self.replay is None else None)
+            clock=self.clock_sync.status() if self.replay is None else None,
+            backfill=dataclasses.replace(self.backfiller.stats)
+            if self.backfiller is not None else None)

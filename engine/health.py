@@ -122,6 +122,8 @@ class HealthMonitor:
     # -- receive path (inline consumer) -----------------------------------------------
 
     def on_event(self, event: Any) -> None:
+        if getattr(event, "backfilled", False):
+            return  # fetched from REST later: says nothing about the live feed's health
         key = (type(event), event.symbol)
         track = self._tracks.get(key)
         if track is None:

@@ -26,7 +26,7 @@ TRADES_MAXLEN = 1000
 CANDLES_MAXLEN = 500
 MEDIAN_WINDOW = 500  # trades the rolling median notional is taken over
 MEDIAN_MIN_SAMPLES = 20  # the multiple rule is off until this many trades were seen
-MEDIAN_EVERY = 64  # recompute the median every N trades (sorting per trade is wasteful)
+MEDIAN_EVERY = 256  # recompute the median every N trades (sorting per trade is wasteful)
 
 
 class TapeTrade(NamedTuple):
@@ -241,13 +241,15 @@ class MarketState:
             handler(event)  # type: ignore[operator]
 
     def _on_trade(self, ev: Trade) -> None:
-        if not self.prefer_trade:
+        if not self.prefer_trade or ev.backfilled:  # the tape shows the live feed only
             return
         st = self.symbols.get(ev.symbol) or self.symbol(ev.symbol)
         st.trade_seen = True
         self._add_trade(st, ev.trade_time, ev.price, ev.qty, ev.buyer_is_maker, ev.trade_id)
 
     def _on_agg_trade(self, ev: AggTrade) -> None:
+        if ev.backfilled:
+            return
         st = self.symbols.get(ev.symbol) or self.symbol(ev.symbol)
         if self.prefer_trade and st.trade_seen:
             return

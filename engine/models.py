@@ -41,6 +41,8 @@ class Trade(Event, gc=False, kw_only=True):
     # Removed by Binance on 2024-06-18; still present in older recordings.
     buyer_order_id: int | None = field(default=None, name="b")
     seller_order_id: int | None = field(default=None, name="a")
+    # Local: True when fetched from REST to fill a gap (engine.backfill), never on the wire.
+    backfilled: bool = field(default=False, name="__backfilled")
 
 
 class AggTrade(Event, gc=False, kw_only=True):
@@ -55,6 +57,7 @@ class AggTrade(Event, gc=False, kw_only=True):
     trade_time: int = field(name="T")
     buyer_is_maker: bool = field(name="m")
     best_match: bool = field(default=True, name="M")
+    backfilled: bool = field(default=False, name="__backfilled")  # local, see Trade
 
 
 class BlockTrade(Event, gc=False, kw_only=True):
@@ -92,6 +95,7 @@ class Kline(Event, gc=False, kw_only=True):
     event_time: int = field(name="E")
     symbol: str = field(name="s")
     bar: KlineBar = field(name="k")
+    backfilled: bool = field(default=False, name="__backfilled")  # local, see Trade
 
 
 class BookTicker(Event, gc=False, kw_only=True):
@@ -211,9 +215,10 @@ class FeedEvent(Event, gc=False, kw_only=True):
     """An entry of the continuity ledger: what happened to the feed, not to the market.
 
     ``what`` is one of: connect, disconnect, stale, server_shutdown, subscribe,
-    unsubscribe, gap (ids missing between ``last_good`` and the next id received;
-    ``first_missing`` is the first id not received), resync (a book was rebuilt).
-    ``start_ns``/``end_ns`` bound the affected local-time window.
+    unsubscribe, gap (ids ``first_missing`` .. ``last_missing`` not received;
+    ``last_good`` = first_missing - 1), gap_filled (late ids filled that whole gap: the
+    ledger retracts it), rollover (a connection replaced make-before-break), resync (a
+    book was rebuilt). ``start_ns``/``end_ns`` bound the affected local-time window.
     """
 
     kind: ClassVar[str] = "feed"
@@ -225,6 +230,7 @@ class FeedEvent(Event, gc=False, kw_only=True):
     start_ns: int = 0
     end_ns: int = 0
     detail: str = ""
+    last_missing: int = -1  # last id of a gap / gap_filled range (-1: not a gap)
 
 
 class BookTop(Event, gc=False, kw_only=True):

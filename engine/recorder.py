@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from engine.bus import Bus, Mode
+from engine.bus import Bus, Consumer, Mode
 from engine.clock import SYSTEM, Clock
 from engine.config import Storage
 from engine.layout import EVENTS_DIR, RAW_DIR, file_name, in_progress_path, partition_dir
@@ -75,7 +76,7 @@ class FeedBuffer:
 
     def append(self, e: FeedEvent, seq: int = 0) -> None:
         self.rows.append((e.recv_ns, e.conn, seq, e.what, e.stream, e.symbol, e.first_missing,
-                          e.last_good, e.start_ns, e.end_ns, e.detail))
+                          e.last_good, e.start_ns, e.end_ns, e.detail, e.last_missing))
 
     def recv_times(self) -> list[int]:
         return [r[0] for r in self.rows]
@@ -115,11 +116,8 @@ class RawBuffer:
 
 
 Buffer = ColumnBuffer | FeedBuffer | RawBuffer
+_ID_COLUMNS = {"trade": "trade_id", "aggTrade": "agg_id"}
 Key = tuple[str, str]  # (kind folder, symbol or "")
-
-
-def _recv_times(buf: Buffer) -> list[int]:
-    return buf._recv if isinstance(buf, ColumnBuffer) else buf.recv_times()  # noqa: SLF001
 
 
 class Recorder:
@@ -127,10 +125,17 @@ class Recorder:
         self.cfg = storage
         self.root = Path(storage.directory)
         self.clock = clock
-        self.state = RecorderState.OFF
+        self._bus: Bus | None = None
+        self._consumer: Consumer | None = None
+        self._state = RecorderState.OFF
         self.last_error = ""
         self.rows_written = 0
         self.rows_dropped = 0
+        self._failed_at_ns = 0  # when the current failure began (ledgered at the retry)
+        # the largest trade/aggTrade id on disk per (kind, symbol): after a storage
+        # failure the engine refetches what the recorder dropped (engine.set_recording)
+        self.written_max: dict[Key, int] = {}
+        self._dropped_before_fail = 0
         self.files_finished = 0
         self.bytes_finished = 0
         self.recovered_rows = 0
@@ -151,8 +156,27 @@ class Recorder:
     # -- wiring --------------------------------------------------------------------------
 
     def attach(self, bus: Bus) -> None:
-        bus.subscribe(self.on_event, kinds=[*RECORDED_TYPES, FeedEvent], name="recorder",
-                      mode=Mode.INLINE)
+        """Take events from ``bus`` while recording (or failed: drops are counted); while
+        off the recorder is not subscribed at all, so it costs the feed nothing."""
+        self._bus = bus
+        self.state = self._state
+
+    @property
+    def state(self) -> RecorderState:
+        return self._state
+
+    @state.setter
+    def state(self, value: RecorderState) -> None:
+        self._state = value
+        bus = self._bus
+        if bus is None:
+            return
+        if value is not RecorderState.OFF and self._consumer is None:
+            self._consumer = bus.subscribe(self.on_event, kinds=[*RECORDED_TYPES, FeedEvent],
+                                           name="recorder", mode=Mode.INLINE)
+        elif value is RecorderState.OFF and self._consumer is not None:
+            bus.unsubscribe(self._consumer)
+            self._consumer = None
 
     async def start(self, enabled: bool = True) -> None:
         """Recover what a crash left open, then start recording (if enabled)."""
@@ -178,8 +202,15 @@ class Recorder:
     async def set_enabled(self, on: bool) -> None:
         """The runtime toggle: off finishes the open files; on (re)starts, also after a failure."""
         if on:
-            self.last_error = "" if self.state is RecorderState.FAILED else self.last_error
+            was_failed = self.state is RecorderState.FAILED
+            error, self.last_error = self.last_error, "" if was_failed else self.last_error
             self.state = RecorderState.RECORDING
+            if was_failed:  # the window the recording misses goes into the ledger
+                now = self.clock.time_ns()
+                self.on_event(FeedEvent(
+                    what="recorder_failed", start_ns=self._failed_at_ns, end_ns=now,
+                    recv_ns=now, detail=f"{self.rows_dropped - self._dropped_before_fail} "
+                                        f"rows not recorded: {error}"[:500]))
         else:
             self.state = RecorderState.OFF  # first: rows arriving from now on are not taken
             await self.close_files()
@@ -259,18 +290,22 @@ class Recorder:
     # -- writer thread ----------------------------------------------------------------------
 
     def _write(self, batches: dict[Key, Buffer], now_ns: int) -> None:
+        recvs = {key: buf.recv_times() for key, buf in batches.items() if len(buf)}
+        total = sum(len(r) for r in recvs.values())
+        since = min((r[0] for r in recvs.values()), default=0)
+        done = 0
         try:
-            for key, buf in batches.items():
-                if not len(buf):
-                    continue
-                recv = _recv_times(buf)
+            for key, recv in recvs.items():
+                buf = batches[key]
                 schema = buf.schema
                 table = buf.take()
                 for part, first_ns in _split(table, recv, self._rotate_ns):
                     self._append(key, schema, part, first_ns)
+                    done += part.num_rows
             self._close_idle(now_ns)
         except (OSError, pa.ArrowException) as exc:
-            self._fail(f"writing to {self.root} failed: {exc}")
+            self._fail(f"writing to {self.root} failed: {exc}", since)
+            self.rows_dropped += total - done  # the batch that hit the error
 
     def _append(self, key: Key, schema: pa.Schema, table: pa.Table, first_ns: int) -> None:
         bucket = _bucket(first_ns, self._rotate_ns)
@@ -287,6 +322,11 @@ class Recorder:
             seg = open_seg[0]
         seg.write(table)
         self.rows_written += table.num_rows
+        id_column = _ID_COLUMNS.get(key[0])
+        if id_column is not None and table.num_rows:
+            top = pc.max(table.column(id_column)).as_py()
+            if top > self.written_max.get(key, -1):
+                self.written_max[key] = top
 
     def _new_path(self, key: Key, first_ns: int) -> Path:
         kind, symbol = key
@@ -320,9 +360,12 @@ class Recorder:
         except (OSError, pa.ArrowException) as exc:
             self._fail(f"finishing files in {self.root} failed: {exc}")
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, since_ns: int = 0) -> None:
+        """Stop recording; ``since_ns``: receive time of the first row not written."""
         if self.state is not RecorderState.FAILED:
             log.error("recording stopped: %s", message)
+            self._failed_at_ns = since_ns or self.clock.time_ns()
+            self._dropped_before_fail = self.rows_dropped
         self.state = RecorderState.FAILED
         self.last_error = message
         for seg, _ in self._segments.values():

@@ -82,6 +82,21 @@ def _values(col: pa.ChunkedArray) -> list[Any]:
     return col.to_pylist()
 
 
+# Columns added after the first recordings: older files lack them (read as nulls through a
+# dataset with today's schema, or missing from a single file), so they get their default.
+_ADDED_LATER: dict[str, Any] = {"backfilled": False}
+
+
+def _column(table: pa.Table, name: str) -> list[Any]:
+    if name in _ADDED_LATER:
+        if name not in table.column_names:
+            return [_ADDED_LATER[name]] * table.num_rows
+        col = table.column(name)
+        if col.null_count:
+            return _values(col.fill_null(_ADDED_LATER[name]))
+    return _values(table.column(name))
+
+
 def _build(make: Callable[..., Event], names: Sequence[str], cols: Sequence[list[Any]],
            ) -> list[Event]:
     return [make(**dict(zip(names, row, strict=True))) for row in zip(*cols, strict=True)]
@@ -110,13 +125,13 @@ def events_from_table(table: pa.Table, kind: str, symbol: str = "") -> list[Even
         cols.append(syms)
         for name in schemas.columns(typ):
             names.append(name)
-            cols.append(_values(table.column(name)))
+            cols.append(_column(table, name))
         return _build(typ, names, cols)
     bar_names, bar_cols = ["symbol"], [syms]
     for name in schemas.columns(Kline):
         target = (bar_names, bar_cols) if name in _BAR_FIELDS else (names, cols)
         target[0].append(name)
-        target[1].append(_values(table.column(name)))
+        target[1].append(_column(table, name))
     names += ["symbol", "bar"]
     cols += [syms, _build(KlineBar, bar_names, bar_cols)]  # type: ignore[list-item]
     return _build(Kline, names, cols)

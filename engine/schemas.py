@@ -6,13 +6,13 @@ depth levels ``list<struct<price, qty>>``; every row also carries the local rece
 time (``timestamp[ns, UTC]``) and the connection id. Bump ``SCHEMA_VERSION`` on any
 change; it is written into each file's metadata.
 
-Buffers append plain Python values to per-column lists (cheap on the hot path) and
-build Arrow arrays only when a batch is taken, off the per-message path.
+Buffers keep one tuple of plain Python values per row (a single ``attrgetter`` call on
+the hot path) and transpose them into Arrow arrays only when a batch is taken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 import pyarrow as pa
@@ -29,7 +29,7 @@ from engine.models import (
     Trade,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: trade/aggTrade/kline gained `backfilled`
 
 MS = pa.timestamp("ms", tz="UTC")
 NS = pa.timestamp("ns", tz="UTC")
@@ -42,81 +42,84 @@ LEVELS = pa.list_(LEVEL)
 # hive-partitioned readers add it back.
 _COMMON = [("recv_time", NS), ("conn_id", pa.int64()), ("seq", pa.int64())]
 
-# column name -> (arrow type, getter); order is the file's column order.
-Columns = list[tuple[str, pa.DataType, Callable[[Any], Any]]]
+# column name -> (arrow type, attribute path on the event); order is the file's column order.
+Columns = list[tuple[str, pa.DataType, str]]
 
 _COLUMNS: dict[type[Event], Columns] = {
     Trade: [
-        ("event_time", MS, lambda e: e.event_time),
-        ("trade_id", pa.int64(), lambda e: e.trade_id),
-        ("price", pa.float64(), lambda e: e.price),
-        ("qty", pa.float64(), lambda e: e.qty),
-        ("trade_time", MS, lambda e: e.trade_time),
-        ("buyer_is_maker", pa.bool_(), lambda e: e.buyer_is_maker),
-        ("best_match", pa.bool_(), lambda e: e.best_match),
+        ("event_time", MS, "event_time"),
+        ("trade_id", pa.int64(), "trade_id"),
+        ("price", pa.float64(), "price"),
+        ("qty", pa.float64(), "qty"),
+        ("trade_time", MS, "trade_time"),
+        ("buyer_is_maker", pa.bool_(), "buyer_is_maker"),
+        ("best_match", pa.bool_(), "best_match"),
+        ("backfilled", pa.bool_(), "backfilled"),
     ],
     AggTrade: [
-        ("event_time", MS, lambda e: e.event_time),
-        ("agg_id", pa.int64(), lambda e: e.agg_id),
-        ("price", pa.float64(), lambda e: e.price),
-        ("qty", pa.float64(), lambda e: e.qty),
-        ("first_trade_id", pa.int64(), lambda e: e.first_trade_id),
-        ("last_trade_id", pa.int64(), lambda e: e.last_trade_id),
-        ("trade_time", MS, lambda e: e.trade_time),
-        ("buyer_is_maker", pa.bool_(), lambda e: e.buyer_is_maker),
-        ("best_match", pa.bool_(), lambda e: e.best_match),
+        ("event_time", MS, "event_time"),
+        ("agg_id", pa.int64(), "agg_id"),
+        ("price", pa.float64(), "price"),
+        ("qty", pa.float64(), "qty"),
+        ("first_trade_id", pa.int64(), "first_trade_id"),
+        ("last_trade_id", pa.int64(), "last_trade_id"),
+        ("trade_time", MS, "trade_time"),
+        ("buyer_is_maker", pa.bool_(), "buyer_is_maker"),
+        ("best_match", pa.bool_(), "best_match"),
+        ("backfilled", pa.bool_(), "backfilled"),
     ],
     Kline: [
-        ("event_time", MS, lambda e: e.event_time),
-        ("interval", pa.string(), lambda e: e.bar.interval),
-        ("open_time", MS, lambda e: e.bar.open_time),
-        ("close_time", MS, lambda e: e.bar.close_time),
-        ("first_trade_id", pa.int64(), lambda e: e.bar.first_trade_id),
-        ("last_trade_id", pa.int64(), lambda e: e.bar.last_trade_id),
-        ("open", pa.float64(), lambda e: e.bar.open),
-        ("high", pa.float64(), lambda e: e.bar.high),
-        ("low", pa.float64(), lambda e: e.bar.low),
-        ("close", pa.float64(), lambda e: e.bar.close),
-        ("volume", pa.float64(), lambda e: e.bar.volume),
-        ("quote_volume", pa.float64(), lambda e: e.bar.quote_volume),
-        ("taker_buy_volume", pa.float64(), lambda e: e.bar.taker_buy_volume),
-        ("taker_buy_quote_volume", pa.float64(), lambda e: e.bar.taker_buy_quote_volume),
-        ("trades", pa.int64(), lambda e: e.bar.trades),
-        ("closed", pa.bool_(), lambda e: e.bar.closed),
+        ("event_time", MS, "event_time"),
+        ("interval", pa.string(), "bar.interval"),
+        ("open_time", MS, "bar.open_time"),
+        ("close_time", MS, "bar.close_time"),
+        ("first_trade_id", pa.int64(), "bar.first_trade_id"),
+        ("last_trade_id", pa.int64(), "bar.last_trade_id"),
+        ("open", pa.float64(), "bar.open"),
+        ("high", pa.float64(), "bar.high"),
+        ("low", pa.float64(), "bar.low"),
+        ("close", pa.float64(), "bar.close"),
+        ("volume", pa.float64(), "bar.volume"),
+        ("quote_volume", pa.float64(), "bar.quote_volume"),
+        ("taker_buy_volume", pa.float64(), "bar.taker_buy_volume"),
+        ("taker_buy_quote_volume", pa.float64(), "bar.taker_buy_quote_volume"),
+        ("trades", pa.int64(), "bar.trades"),
+        ("closed", pa.bool_(), "bar.closed"),
+        ("backfilled", pa.bool_(), "backfilled"),
     ],
     BookTicker: [
-        ("update_id", pa.int64(), lambda e: e.update_id),
-        ("bid_price", pa.float64(), lambda e: e.bid_price),
-        ("bid_qty", pa.float64(), lambda e: e.bid_qty),
-        ("ask_price", pa.float64(), lambda e: e.ask_price),
-        ("ask_qty", pa.float64(), lambda e: e.ask_qty),
+        ("update_id", pa.int64(), "update_id"),
+        ("bid_price", pa.float64(), "bid_price"),
+        ("bid_qty", pa.float64(), "bid_qty"),
+        ("ask_price", pa.float64(), "ask_price"),
+        ("ask_qty", pa.float64(), "ask_qty"),
     ],
     PartialDepth: [
-        ("last_update_id", pa.int64(), lambda e: e.last_update_id),
-        ("bids", LEVELS, lambda e: e.bids),
-        ("asks", LEVELS, lambda e: e.asks),
+        ("last_update_id", pa.int64(), "last_update_id"),
+        ("bids", LEVELS, "bids"),
+        ("asks", LEVELS, "asks"),
     ],
     DepthUpdate: [
-        ("event_time", MS, lambda e: e.event_time),
-        ("first_update_id", pa.int64(), lambda e: e.first_update_id),
-        ("final_update_id", pa.int64(), lambda e: e.final_update_id),
-        ("bids", LEVELS, lambda e: e.bids),
-        ("asks", LEVELS, lambda e: e.asks),
+        ("event_time", MS, "event_time"),
+        ("first_update_id", pa.int64(), "first_update_id"),
+        ("final_update_id", pa.int64(), "final_update_id"),
+        ("bids", LEVELS, "bids"),
+        ("asks", LEVELS, "asks"),
     ],
     MiniTicker: [
-        ("event_time", MS, lambda e: e.event_time),
-        ("open", pa.float64(), lambda e: e.open),
-        ("high", pa.float64(), lambda e: e.high),
-        ("low", pa.float64(), lambda e: e.low),
-        ("close", pa.float64(), lambda e: e.close),
-        ("volume", pa.float64(), lambda e: e.volume),
-        ("quote_volume", pa.float64(), lambda e: e.quote_volume),
+        ("event_time", MS, "event_time"),
+        ("open", pa.float64(), "open"),
+        ("high", pa.float64(), "high"),
+        ("low", pa.float64(), "low"),
+        ("close", pa.float64(), "close"),
+        ("volume", pa.float64(), "volume"),
+        ("quote_volume", pa.float64(), "quote_volume"),
     ],
     OrderBookSnapshot: [
-        ("last_update_id", pa.int64(), lambda e: e.last_update_id),
-        ("limit", pa.int64(), lambda e: e.limit),
-        ("bids", LEVELS, lambda e: e.bids),
-        ("asks", LEVELS, lambda e: e.asks),
+        ("last_update_id", pa.int64(), "last_update_id"),
+        ("limit", pa.int64(), "limit"),
+        ("bids", LEVELS, "bids"),
+        ("asks", LEVELS, "asks"),
     ],
 }
 
@@ -133,7 +136,8 @@ EVENTS_SCHEMA = pa.schema(
      pa.field("first_missing", pa.int64(), nullable=False),
      pa.field("last_good", pa.int64(), nullable=False),
      pa.field("start_time", NS, nullable=False), pa.field("end_time", NS, nullable=False),
-     pa.field("detail", pa.string(), nullable=False)],
+     pa.field("detail", pa.string(), nullable=False),
+     pa.field("last_missing", pa.int64(), nullable=False)],
     metadata={"binance_live.schema_version": str(SCHEMA_VERSION),
               "binance_live.stream": "_events"})
 
@@ -171,36 +175,37 @@ def columns(typ: type[Event]) -> list[str]:
 
 
 class ColumnBuffer:
-    """Rows of one stream type (one symbol), kept as Python column lists until :meth:`take`."""
+    """Rows of one stream type (one symbol), kept as Python tuples until :meth:`take`."""
 
     def __init__(self, typ: type[Event]) -> None:
         self.typ = typ
         self.schema = SCHEMAS[typ.kind]
-        self._getters = [getter for _, _, getter in _COLUMNS[typ]]
+        # One C-level call per event: a tuple of every column value, transposed at take().
+        self._row = attrgetter("recv_ns", "conn", *(path for _, _, path in _COLUMNS[typ]))
         self._types = [dtype for _, dtype, _ in _COLUMNS[typ]]
         self._clear()
 
     def _clear(self) -> None:
         self._seq: list[int] = []
-        self._recv: list[int] = []
-        self._conn: list[int] = []
-        self._cols: list[list[Any]] = [[] for _ in self._getters]
+        self._rows: list[tuple[Any, ...]] = []
 
     def __len__(self) -> int:
-        return len(self._recv)
+        return len(self._rows)
+
+    def recv_times(self) -> list[int]:
+        return [row[0] for row in self._rows]
 
     def append(self, event: Any, seq: int = 0) -> None:
         self._seq.append(seq)
-        self._recv.append(event.recv_ns)
-        self._conn.append(event.conn)
-        for col, getter in zip(self._cols, self._getters, strict=True):
-            col.append(getter(event))
+        self._rows.append(self._row(event))
 
     def take(self) -> pa.Table:
         """All buffered rows as a table of this type's schema; the buffer is emptied."""
-        arrays = [pa.array(self._recv, NS), pa.array(self._conn, pa.int64()),
+        cols: list[Any] = list(zip(*self._rows, strict=True)) if self._rows else \
+            [()] * (2 + len(self._types))
+        arrays = [pa.array(cols[0], NS), pa.array(cols[1], pa.int64()),
                   pa.array(self._seq, pa.int64())]
-        for col, dtype in zip(self._cols, self._types, strict=True):
+        for col, dtype in zip(cols[2:], self._types, strict=True):
             arrays.append(_levels_array(col) if dtype == LEVELS else pa.array(col, dtype))
         self._clear()
         return pa.Table.from_arrays(arrays, schema=self.schema)

@@ -251,8 +251,15 @@ def test_random_diff_streams_match_a_dict_model(ops: list[tuple]) -> None:
     book = LocalBook("X")
 
     def check() -> None:
-        for side in (book.bids, book.asks):  # the hot path edits dict and key list apart
-            assert list(side.keys()) == sorted(dict.keys(side))
+        # the hot path edits dict and lazy heap apart: every live price must be in its heap
+        assert set(book.bids) <= {-p for p in book._bid_heap}  # noqa: SLF001
+        assert set(book.asks) <= set(book._ask_heap)  # noqa: SLF001
+        if book.bids:
+            assert book.best_bid()[0] == max(book.bids)  # type: ignore[index]
+            n = min(5, len(book.bids))
+            assert [p for p, _ in book.top(n)[0]] == sorted(book.bids, reverse=True)[:n]
+        if book.asks:
+            assert book.best_ask()[0] == min(book.asks)  # type: ignore[index]
         if not book.synced:
             assert not book.bids and not book.asks
             return

@@ -136,6 +136,9 @@ SPEC: dict[type, dict[str, tuple]] = {
 LOCAL_FIELDS: dict[type, set[str]] = {
     PartialDepth: {"symbol"},
     OrderBookSnapshot: {"symbol", "limit"},
+    Trade: {"backfilled"},  # set by engine.backfill on rows fetched from REST
+    AggTrade: {"backfilled"},
+    Kline: {"backfilled"},
 }
 EVENT_LOCAL = {"recv_ns", "conn"}
 

@@ -283,3 +283,22 @@ async def test_bad_stream_in_url_is_rejected(ex, http):
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
         await http.ws_connect(f"{ex.ws_url}/ws/btcusdt@nonsense")
     assert err.value.status == 400
+
+
+async def test_ccxt_style_paths_open_raw_connections(ex, http):
+    """ccxt connects to <ws.spot>/<n> with Binance's host kept in the path, then SUBSCRIBEs."""
+    for url in (f"{ex.ws_url}/ws/0", f"{ex.ws_url}/stream.binance.com/ws/3",
+                f"{ex.ws_url}/stream.binance.com/ws"):
+        async with http.ws_connect(url) as ws:
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 1})
+            assert await recv_json(ws) == {"result": None, "id": 1}
+            for _ in range(1000):
+                ex.step(10)
+                if any(c.queue for c in ex.connections):
+                    break
+            frame = await recv_json(ws)
+            assert frame["e"] == "trade" and "stream" not in frame  # raw: the bare payload
+    async with http.ws_connect(f"{ex.ws_url}/stream.binance.com/stream?streams=btcusdt@trade"):
+        pass
+    resp = await http.get(f"{ex.ws_url}/wsx")
+    assert resp.status == 404

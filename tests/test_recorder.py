@@ -190,7 +190,7 @@ async def test_unwritable_directory_fails_clearly_and_the_bus_keeps_going(tmp_pa
     for i in range(100, 150):
         bus.publish(trade(i, T0 + i))
     assert len(others) == 150  # streaming continues
-    assert rec.status().rows_dropped == 50
+    assert rec.status().rows_dropped == 150  # the failed batch and all that came after
     await rec.stop()
 
 
@@ -216,6 +216,12 @@ async def test_disk_full_mid_recording(tmp_path, monkeypatch) -> None:
     rec3, _ = await started(storage(tmp_path))  # the abandoned segment is recovered
     ids = read(tmp_path / "data", "trade").column("trade_id").to_pylist()
     assert sorted(ids) == [1000, 1002]  # the one row that hit the full disk is gone
+    assert rec.status().rows_dropped == 1  # ... counted
+    ledger = ds.dataset(tmp_path / "data" / "_events", format="parquet",
+                        partitioning="hive").to_table(columns=["what", "detail"]).to_pylist()
+    assert ledger == [{"what": "recorder_failed",  # ... and the window is in the ledger
+                       "detail": "1 rows not recorded: writing to "
+                                 f"{tmp_path / 'data'} failed: [Errno 28] No space left on device"}]
     await rec3.stop()
 
 
@@ -247,6 +253,7 @@ async def test_reconnect_gap_is_in_the_ledger_with_exact_ids(tmp_path) -> None:
     async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=500, seed=9)) as ex:
         settings = settings_for(ex, ("storage.enabled", True),
                                 ("storage.directory", str(tmp_path / "data")),
+                                ("storage.backfill", False),  # the holes stay holes here
                                 backoff_initial_s=0.3, backoff_max_s=0.3)
         engine = Engine(settings)
         trades: list[Trade] = []

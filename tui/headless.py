@@ -63,8 +63,17 @@ def status_table(status: EngineStatus) -> Group:
                      + f" · {rest_line(status)}"
                      + (f" · replay {status.replay[0]:,}/{status.replay[1]:,} at "
                         f"{utc_time(status.replay[2])}" if status.replay is not None else "")
-                     + f" · gaps {status.gaps}{book_line(status)} · {recording_line(status)}")
+                     + f" · {gaps_line(status)}{book_line(status)} · {recording_line(status)}")
     return Group(table, Text(summary))
+
+
+def gaps_line(status: EngineStatus) -> str:
+    """Id gaps seen, and how many REST backfill closed (or could not)."""
+    bf = status.backfill
+    if bf is None or not bf.gaps:
+        return f"gaps {status.gaps}"
+    return (f"gaps {status.gaps} (backfilled {bf.filled}, {bf.rows:,} rows"
+            + (f", failed {bf.failed}" if bf.failed else "") + ")")
 
 
 def book_line(status: EngineStatus) -> str:

@@ -22,6 +22,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recording", default=None,
                    help="hftbacktest .gz/.txt file, or a recording dir with _raw")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (0 = max)")
+    p.add_argument("--replay-wait-all", action="store_true",
+                   help="start the replay once every recorded stream has a subscriber")
     p.add_argument("--ping-interval", type=float, default=20.0)
     p.add_argument("--pong-timeout", type=float, default=60.0)
     p.add_argument("--clock-offset-ms", type=int, default=0)
@@ -34,6 +36,7 @@ async def _serve(ns: argparse.Namespace) -> None:
     cfg = ExchangeConfig(
         symbols=tuple(s.strip().upper() for s in ns.symbols.split(",") if s.strip()),
         seed=ns.seed, rate=rate, recording=ns.recording, replay_speed=ns.speed,
+        replay_wait_all=ns.replay_wait_all,
         ping_interval=ns.ping_interval, pong_timeout=ns.pong_timeout,
         clock_offset_ms=ns.clock_offset_ms, weight_limit=ns.weight_limit)
     stop = asyncio.Event()

@@ -85,6 +85,9 @@ class ExchangeConfig:
     slow_consumer_s: float = 5.0  # rate=inf: dropped when over the soft backlog this long
     lifetime_notice: bool = False  # send serverShutdown before the lifetime close
     replay_wait_for_subscriber: bool = True  # start replay when someone subscribes to it
+    # Benchmarks: start only once *every* recorded stream has a subscriber (or 5 s after
+    # the first), so clients that subscribe one stream at a time see the whole replay.
+    replay_wait_all: bool = False
     warmup_ops: int = 200  # order-flow operations run before start so stats are not empty
     history_minutes: int = 0  # trade this long "in the past" first, so klines have history
 

@@ -53,6 +53,8 @@ class Stats:
         return dict(vars(self))
 
 
+REPLAY_WAIT_ALL_MAX_S = 5.0  # replay_wait_all: start anyway this long after the first
+
 class LocalExchange:
     """A local Binance spot market-data exchange (see the package docstring)."""
 
@@ -69,14 +71,17 @@ class LocalExchange:
         self._frames: list[rp.Frame] = []
         self._replay_symbol = ""
         self._replay_symbols: frozenset[str] = frozenset()  # a dataset may hold several
+        self._replay_streams: frozenset[str] = frozenset()
         self._replay_snap: dict[str, str] = {}
         self._replay_bt: dict[str, str] = {}
         self._replay_go = asyncio.Event()
+        self._replay_fallback: asyncio.TimerHandle | None = None
         self.replay_done = asyncio.Event()
         if cfg.recording:
             self._frames = rp.load(cfg.recording)
             self._replay_symbol = rp.symbol_of(self._frames)
             self._replay_symbols = frozenset(rp.symbols_of(self._frames))
+            self._replay_streams = frozenset(f.stream for f in self._frames if f.stream)
             first = next((f for f in self._frames if not f.stream), None)
             if first is not None:
                 self._replay_snap[self._replay_symbol] = first.text
@@ -215,7 +220,12 @@ class LocalExchange:
                 if st is not None:
                     self._parsed[n] = st
             if n.split("@", 1)[0].upper() in self._replay_symbols:
-                self._replay_go.set()
+                if not self.config.replay_wait_all or all(
+                        self._subs.get(s) for s in self._replay_streams):
+                    self._replay_go.set()
+                elif self._replay_fallback is None:  # a client that never takes them all
+                    self._replay_fallback = asyncio.get_running_loop().call_later(
+                        REPLAY_WAIT_ALL_MAX_S, self._replay_go.set)
 
     def _unsubscribe(self, conn: Connection, names: list[str]) -> None:
         for n in names:
@@ -456,8 +466,9 @@ class LocalExchange:
         path = unquote(request.rel_url.raw_path)
         if path.startswith("/api/v3/"):
             return await self.rest.handle(request, path[len("/api/v3/"):])
-        if path in ("/ws", "/stream") or path.startswith("/ws/"):
-            return await self._websocket(request, path)
+        ws_path = _ws_path(path)
+        if ws_path:
+            return await self._websocket(request, ws_path)
         return web.Response(status=404, text="")
 
     async def _websocket(self, request: web.Request, path: str) -> web.StreamResponse:
@@ -468,7 +479,10 @@ class LocalExchange:
         if path == "/stream":
             names, combined = [s for s in q.get("streams", "").split("/") if s], True
         else:
-            names, combined = [s for s in path[4:].split("/") if s], False
+            # ccxt opens /ws/<n> (n = its connection index) and subscribes later: a path
+            # segment that is not even shaped like a stream name is ignored, as Binance does.
+            names = [s for s in path[4:].split("/") if s and ("@" in s or parse_stream(s))]
+            combined = False
         names = list(dict.fromkeys(names))
         if any(parse_stream(n) is None for n in names):
             return web.json_response({"code": 2, "msg": "Invalid request: invalid stream"},
@@ -484,3 +498,19 @@ class LocalExchange:
         self.stats.connections_accepted += 1
         await conn.run(names)
         return ws
+
+
+def _ws_path(path: str) -> str:
+    """The WebSocket route of a request path, by its suffix ('' = not a WebSocket path).
+
+    Clients pointed at a local exchange keep Binance's host in the path
+    (``/stream.binance.com/ws``: ccxt decides spot vs futures from the URL text), so any
+    prefix is ignored: ``…/stream`` is combined mode, ``…/ws`` and ``…/ws/<x>`` raw mode.
+    """
+    if path.endswith("/stream"):
+        return "/stream"
+    if path.endswith("/ws"):
+        return "/ws"
+    if "/ws/" in path:
+        return "/ws/" + path.split("/ws/", 1)[1]
+    return ""

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from engine.engine import EngineStatus
-from tui.headless import recording_line, rest_line
+from tui.headless import gaps_line, recording_line, rest_line
 
 LIVE_URL_HINT = "no network? try --demo"
 
@@ -47,7 +47,7 @@ def status_lines(status: EngineStatus, *, frozen: bool, mode: str, live_default:
     text.append(conn, {"ok": "green", "warn": "yellow", "bad": "bold red"}[level])
     drops = sum(c.dropped for c in status.consumers)
     text.append(f" · {status.total_rate:,.0f} msg/s · reconnects {status.reconnects}"
-                f" · gaps {status.gaps} · bad frames {status.bad_frames} · drops {drops}")
+                f" · {gaps_line(status)} · bad frames {status.bad_frames} · drops {drops}")
     p50 = [s.latency_p50_ms for s in status.streams if s.latency_p50_ms is not None]
     p99 = [s.latency_p99_ms for s in status.streams if s.latency_p99_ms is not None]
     if p50 and p99:
