@@ -79,3 +79,16 @@ def test_verbose_prints_typed_events() -> None:
     line = next(x for x in out.splitlines() if x.startswith("kind=trade"))
     assert "symbol=BTCUSDT" in line and "price=" in line and "trade_id=" in line
     assert proc.returncode == 0
+
+
+def test_gaps_line_says_what_backfill_closed() -> None:
+    from types import SimpleNamespace
+
+    from engine.backfill import BackfillStats
+    from tui.headless import gaps_line
+
+    assert gaps_line(SimpleNamespace(gaps=0, backfill=None)) == "gaps 0"
+    assert gaps_line(SimpleNamespace(gaps=2, backfill=BackfillStats())) == "gaps 2"
+    stats = BackfillStats(gaps=3, filled=2, failed=1, rows=1234)
+    assert gaps_line(SimpleNamespace(gaps=3, backfill=stats)) == \
+        "gaps 3 (backfilled 2, 1,234 rows, failed 1)"
