@@ -104,6 +104,8 @@ class HealthReport:
     silent_s: float  # since the last message (or since the stream was enabled)
 
 
+_BACKFILLABLE = frozenset((Trade, AggTrade, Kline))  # the types with a `backfilled` flag
+
 class HealthMonitor:
     """Feed it every stream event inline (:meth:`on_event`); pull :meth:`report` per stream."""
 
@@ -122,9 +124,9 @@ class HealthMonitor:
     # -- receive path (inline consumer) -----------------------------------------------
 
     def on_event(self, event: Any) -> None:
-        if getattr(event, "backfilled", False):
-            return  # fetched from REST later: says nothing about the live feed's health
         key = (type(event), event.symbol)
+        if key[0] in _BACKFILLABLE and event.backfilled:
+            return  # fetched from REST later: says nothing about the live feed's health
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track(key[0], self.window, self.gap_window)

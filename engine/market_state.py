@@ -41,6 +41,9 @@ class TapeTrade(NamedTuple):
     trade_id: int
 
 
+_new_tape_trade = tuple.__new__
+
+
 class Candle(msgspec.Struct, gc=False):
     """One OHLCV bar. Never mutated once stored (a live update stores a new one), so a
     UI snapshot of the bars stays as it was."""
@@ -258,8 +261,10 @@ class MarketState:
     def _add_trade(self, st: SymbolState, time_ms: int, price: float, qty: float,
                    buyer_is_maker: bool, trade_id: int) -> None:
         notional = price * qty
-        st.trades.append(TapeTrade(time_ms, price, qty, notional, buyer_is_maker,
-                                   self.is_large(notional, st.median_notional), trade_id))
+        # tuple.__new__: a NamedTuple's own __new__ is a Python function (~0.3 µs a trade)
+        st.trades.append(_new_tape_trade(TapeTrade, (
+            time_ms, price, qty, notional, buyer_is_maker,
+            self.is_large(notional, st.median_notional), trade_id)))
         st.trades_seq += 1
         st._notionals.append(notional)
         st._since_median += 1
