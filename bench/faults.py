@@ -519,6 +519,25 @@ def reconnect_loop(seconds: float, every: float = 5.0) -> FaultFn:
     return fault
 
 
+def drop_one_loop(seconds: float, every: float = 2.5) -> FaultFn:
+    """With two connections carrying the same streams: every ``every`` s the oldest open
+    one is dropped (TCP abort), so one is always up; nothing may be lost."""
+    async def fault(ctx: Ctx) -> None:
+        n = max(1, int(seconds // every))
+        for _ in range(n):
+            await wait_for(lambda: len([c for c in ctx.ex.connections if not c.closed]) >= 2,
+                           20, "two connections")
+            await ctx.flowing()
+            ctx.fault()
+            victim = min((c for c in ctx.ex.connections if not c.closed), key=lambda c: c.id)
+            ctx.ex.faults.injected["drop"] += 1
+            victim.abort()
+            await asyncio.sleep(every)
+        await ctx.flowing()
+        ctx.info["cycles"] = n
+    return fault
+
+
 async def stall(ctx: Ctx) -> None:
     ctx.fault()
     ctx.ex.faults.stall(True)  # the open connection goes silent (no data, no pings)
@@ -724,7 +743,8 @@ def matrix(reconnect_s: float, soak_s: float) -> list[Row]:
             extra=("--set", "connection.rollover_after_s=3")),
         Row("serverShutdown before the cut x3", rollover(4.0, 3, notice=True),
             note="notice 50 ms before close 1001; the engine rolls over on the notice"),
-        Row("redundancy 2, reconnect loop 20s", reconnect_loop(20.0, every=2.5),
+        Row("redundancy 2, one link dropped /2.5s", drop_one_loop(20.0),
+            note="connection.redundancy=2: the other link carries the feed",
             extra=("--set", "connection.redundancy=2")),
         Row("10k malformed frames", malformed(10_000)),
         Row("3k unknown-event frames", unknown(3_000)),
