@@ -267,7 +267,7 @@ def from_mapping(data: dict[str, Any]) -> Settings:
     """Validate a full settings mapping (file contents merged with overrides)."""
     conn_data = data.get("connection")
     at = conn_data.get("rollover_at") if isinstance(conn_data, dict) else None
-    if isinstance(at, int) and not isinstance(at, bool) and 0 <= at < 1440:
+    if isinstance(at, int) and not isinstance(at, bool) and at >= 0:
         # YAML 1.1 reads an unquoted 12:30 as the sexagesimal int 750: give it back
         data = {**data, "connection": {**conn_data, "rollover_at": f"{at // 60:02d}:{at % 60:02d}"}}
     settings: Settings = build(Settings, data)
