@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from engine.backoff import Backoff
 from engine.bus import Bus, Mode
 from engine.idgate import IdGate
-from engine.models import AggTrade, DepthUpdate, FeedEvent, Kline, KlineBar, Trade
+from engine.models import AggTrade, DepthUpdate, FeedEvent, Kline, KlineBar, RestKline, Trade
 from engine.rest import Priority, RestClient, RestError
 from engine.streams import parse_stream_name, stream_name
 
@@ -94,25 +94,10 @@ class _AggRow(msgspec.Struct, gc=False):
     M: bool = True
 
 
-class _KlineRow(msgspec.Struct, array_like=True, gc=False):
-    """``/api/v3/klines`` row: 12 elements; the last ("ignore") is dropped."""
-
-    open_time: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    close_time: int
-    quote_volume: float
-    trades: int
-    taker_buy_volume: float
-    taker_buy_quote_volume: float
-
 
 _trades_dec = msgspec.json.Decoder(list[_TradeRow], strict=False)
 _aggs_dec = msgspec.json.Decoder(list[_AggRow], strict=False)
-_klines_dec = msgspec.json.Decoder(list[_KlineRow], strict=False)
+_klines_dec = msgspec.json.Decoder(list[RestKline], strict=False)
 
 
 def trades_from_rest(body: bytes, symbol: str, recv_ns: int,

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import msgspec
 
-from engine.models import AggTrade, BookTicker, Event, Kline, MiniTicker, PartialDepth, Trade
+from engine.models import (
+    AggTrade,
+    BookTicker,
+    Event,
+    Kline,
+    MiniTicker,
+    PartialDepth,
+    RestKline,
+    Trade,
+)
 from engine.rest import Priority
 
 if TYPE_CHECKING:
@@ -325,19 +334,8 @@ def median(values: deque[float] | list[float]) -> float:
 # -- REST history ------------------------------------------------------------------------
 
 
-class _KlineRow(msgspec.Struct, array_like=True, gc=False):
-    """A ``/api/v3/klines`` row; trailing fields (close time, quote volume, ...) ignored."""
 
-    open_time: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    close_time: int
-
-
-_klines_decoder = msgspec.json.Decoder(list[_KlineRow], strict=False)
+_klines_decoder = msgspec.json.Decoder(list[RestKline], strict=False)
 
 
 def parse_klines(body: bytes, now_ms: int) -> list[Candle]:

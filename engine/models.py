@@ -90,6 +90,23 @@ class KlineBar(Struct, gc=False, kw_only=True):
     taker_buy_quote_volume: float = field(name="Q")
 
 
+class RestKline(Struct, array_like=True, gc=False):
+    """One ``/api/v3/klines`` row (the trailing "ignore" element is dropped): the single
+    decoding schema for REST klines (candle history for the UI, kline backfill)."""
+
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_time: int
+    quote_volume: float
+    trades: int
+    taker_buy_volume: float
+    taker_buy_quote_volume: float
+
+
 class Kline(Event, gc=False, kw_only=True):
     kind: ClassVar[str] = "kline"
     event_time: int = field(name="E")

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pytest
 
 from engine.backfill import (
@@ -34,6 +32,7 @@ from engine.exchange import ExchangeConfig, LocalExchange
 from engine.models import AggTrade, FeedEvent, Kline, Trade
 from engine.rest import RestClient
 from tests.conftest import settings_for, wait_until
+from tests.test_recording_e2e import read_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,15 +114,6 @@ def test_stream_decoding_leaves_backfilled_false(doc_examples) -> None:
 
 
 # -- end to end ------------------------------------------------------------------------------
-
-
-def read_kind(root: Path, kind: str) -> list[dict[str, Any]]:
-    table = ds.dataset(root / kind, format="parquet", partitioning="hive").to_table()
-    table = table.sort_by([("recv_time", "ascending"), ("seq", "ascending")])
-    for i, f in enumerate(table.schema):
-        if pa.types.is_timestamp(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
-    return table.to_pylist()
 
 
 def assert_contiguous(rows: list[dict[str, Any]], key: str) -> list[int]:
