@@ -22,9 +22,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.book import LocalBook  # noqa: E402
-from engine.decode import FrameDecoder, decode_snapshot  # noqa: E402
-from engine.models import DepthUpdate, OrderBookSnapshot  # noqa: E402
+from engine.book.local_book import LocalBook  # noqa: E402
+from engine.feed.decode import FrameDecoder, decode_snapshot  # noqa: E402
+from engine.events import DepthUpdate, OrderBookSnapshot  # noqa: E402
 
 REALDATA = ROOT.parent / "shared/realdata"
 HFT = REALDATA / "hftbacktest/btcusdt_20240808.gz"

@@ -24,8 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import load_settings  # noqa: E402
-from engine.connection import open_ws  # noqa: E402
+from engine.config.settings import load_settings  # noqa: E402
+from engine.feed.websocket import open_ws  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 
 STREAMS = ("trade", "aggTrade", "bookTicker", "depthUpdate", "depthPartial", "kline")
@@ -100,7 +100,7 @@ def measure_pipeline_only(seconds: float) -> dict[str, float]:
     import gzip
 
     from engine.bus import Bus
-    from engine.manager import Shard, StreamManager
+    from engine.feed.manager import Shard, StreamManager
 
     rec = ROOT.parent / "shared/realdata/hftbacktest/btcusdt_20240808.gz"
     if not rec.exists():

@@ -27,9 +27,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import Storage  # noqa: E402
-from engine.decode import FrameDecoder  # noqa: E402
-from engine.models import (  # noqa: E402
+from engine.config.settings import Storage  # noqa: E402
+from engine.feed.decode import FrameDecoder  # noqa: E402
+from engine.events import (  # noqa: E402
     AggTrade,
     BookTicker,
     DepthUpdate,
@@ -39,7 +39,7 @@ from engine.models import (  # noqa: E402
     PartialDepth,
     Trade,
 )
-from engine.recorder import Recorder  # noqa: E402
+from engine.storage.recorder import Recorder  # noqa: E402
 
 REC = ROOT.parent / "shared/realdata/hftbacktest/btcusdt_20240808.gz"
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.models import LOCAL_EVENT_TYPES, ROUTED_EVENT_TYPES, Event
+from engine.events import LOCAL_EVENT_TYPES, ROUTED_EVENT_TYPES, Event
 
 log = logging.getLogger("binance_live.bus")
 

@@ -17,27 +17,27 @@ from typing import TYPE_CHECKING
 import aiohttp
 import msgspec
 
-from engine.backfill import Backfiller, BackfillStats, seed_gate
-from engine.book import LocalBook
-from engine.books import BookKeeper, BookStatus
-from engine.budget import BudgetStatus
+from engine.gapfill.backfiller import Backfiller, BackfillStats, seed_gate
+from engine.book.local_book import LocalBook
+from engine.book.keeper import BookKeeper, BookStatus
+from engine.rest.budget import BudgetStatus
 from engine.bus import Bus, ConsumerStats, Mode
-from engine.clock_sync import ClockStatus, ClockSync
-from engine.config import Settings
-from engine.decode import FrameDecoder
-from engine.exchange_info import ExchangeInfo, UnknownSymbols, fetch_exchange_info
-from engine.health import HealthMonitor
-from engine.manager import ConnectionStatus, StreamManager
-from engine.market_state import MarketState, fetch_klines
-from engine.models import AggTrade, Trade
-from engine.poller import SnapshotPoller
-from engine.recorder import Recorder, RecorderState, RecorderStatus
-from engine.rest import RestClient, RestError, RestStats
-from engine.streams import KLINE_INTERVALS, STREAM_KINDS, parse_stream_name
+from engine.rest.clock_sync import ClockStatus, ClockSync
+from engine.config.settings import Settings
+from engine.feed.decode import FrameDecoder
+from engine.rest.exchange_info import ExchangeInfo, UnknownSymbols, fetch_exchange_info
+from engine.view.health import HealthMonitor
+from engine.feed.manager import ConnectionStatus, StreamManager
+from engine.view.market import MarketState, fetch_klines
+from engine.events import AggTrade, Trade
+from engine.rest.poller import SnapshotPoller
+from engine.storage.recorder import Recorder, RecorderState, RecorderStatus
+from engine.rest.client import RestClient, RestError, RestStats
+from engine.binance.streams import KLINE_INTERVALS, STREAM_KINDS, parse_stream_name
 from engine.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from engine.replay import Replayer
+    from engine.storage.replay import Replayer
 
 RATE_SAMPLE_S = 1.0
 RATE_WINDOW = 5  # samples: rates are averaged over the last 5 s (klines arrive every 2 s)

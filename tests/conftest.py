@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import Settings, load_settings
+from engine.config.settings import Settings, load_settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

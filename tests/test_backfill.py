@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.backfill import (
+from engine.gapfill.backfiller import (
     Backfiller,
     agg_trades_from_rest,
     gap_range,
@@ -26,11 +26,11 @@ from engine.backfill import (
     trades_from_rest,
 )
 from engine.bus import Bus
-from engine.decode import FrameDecoder
+from engine.feed.decode import FrameDecoder
 from engine.engine import Engine
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.models import AggTrade, FeedEvent, Kline, Trade
-from engine.rest import RestClient
+from engine.events import AggTrade, FeedEvent, Kline, Trade
+from engine.rest.client import RestClient
 from tests.conftest import settings_for, wait_until
 from tests.test_recording_e2e import read_kind
 
@@ -373,7 +373,7 @@ async def test_ids_dropped_while_storage_failed_are_refetched_for_the_recorder(
     trades and aggTrades it dropped from REST, and the window is in the ledger."""
     import errno
 
-    from engine import segments
+    from engine.storage import segments
 
     root = tmp_path / "data"
     async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=1500, seed=32)) as ex:

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from engine.backoff import Backoff
-from engine.manager import RateLimiter
-from engine.streams import parse_stream_name, stream_name
+from engine.retry import Backoff
+from engine.feed.manager import RateLimiter
+from engine.binance.streams import parse_stream_name, stream_name
 
 
 def test_backoff_grows_exponentially_with_full_jitter_and_is_capped() -> None:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.book import BookState, LocalBook, Reason
-from engine.decode import FrameDecoder, decode_snapshot
+from engine.book.local_book import BookState, LocalBook, Reason
+from engine.feed.decode import FrameDecoder, decode_snapshot
 from engine.exchange.testing import BookRebuilder
-from engine.models import BookTicker, DepthUpdate, OrderBookSnapshot
+from engine.events import BookTicker, DepthUpdate, OrderBookSnapshot
 
 Lv = list[tuple[float, float]]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.book import LocalBook
+from engine.book.local_book import LocalBook
 from engine.engine import Engine
 from engine.exchange import ExchangeConfig, LocalExchange
 from engine.exchange.market import ASK, BID
-from engine.models import BookTop, FeedEvent
+from engine.events import BookTop, FeedEvent
 from tests.conftest import settings_for, wait_until
 
 QUIET = [(f"streams.{k}.enabled", False)

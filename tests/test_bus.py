@@ -9,7 +9,7 @@ import time
 import pytest
 
 from engine.bus import Bus, Mode, Overflow
-from engine.models import BookTicker, Trade
+from engine.events import BookTicker, Trade
 
 
 def trade(i: int, symbol: str = "BTCUSDT") -> Trade:

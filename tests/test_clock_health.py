@@ -9,14 +9,14 @@ import pytest
 from rich.console import Console
 
 from engine.clock import ManualClock
-from engine.clock_sync import ClockSample, ClockSync, best_sample
-from engine.config import ConfigError, load_settings
+from engine.rest.clock_sync import ClockSample, ClockSync, best_sample
+from engine.config.settings import ConfigError, load_settings
 from engine.engine import Engine, EngineStatus, StreamStatus
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.health import HealthMonitor, expected_cadence_ms, percentile
-from engine.models import BookTicker, PartialDepth, Trade
-from engine.rest import Priority, RestError
-from engine.streams import StreamRef, parse_stream_name
+from engine.view.health import HealthMonitor, expected_cadence_ms, percentile
+from engine.events import BookTicker, PartialDepth, Trade
+from engine.rest.client import Priority, RestError
+from engine.binance.streams import StreamRef, parse_stream_name
 from tests.conftest import settings_for, wait_until
 from tests.test_config_cli import run_cli
 from tui.headless import status_table

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, Settings, load_settings
+from engine.config.settings import ConfigError, Settings, load_settings
 from tui.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

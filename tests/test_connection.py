@@ -7,7 +7,7 @@ import random
 import pytest
 from websockets.frames import Close, Frame, Opcode
 
-from engine.connection import MAX_MESSAGE_BYTES, WsClient
+from engine.feed.websocket import MAX_MESSAGE_BYTES, WsClient
 
 
 class FakeTransport:

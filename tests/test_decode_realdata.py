@@ -30,8 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import pytest
 
-from engine.decode import FrameDecoder, decode_snapshot
-from engine.models import (
+from engine.feed.decode import FrameDecoder, decode_snapshot
+from engine.events import (
     MARKET_EVENT_TYPES,
     AggTrade,
     AvgPrice,

@@ -9,11 +9,11 @@ from typing import Any
 
 import msgspec
 
-from engine.book import LocalBook
-from engine.decode import FrameDecoder, decode_snapshot
+from engine.book.local_book import LocalBook
+from engine.feed.decode import FrameDecoder, decode_snapshot
 from engine.engine import Engine
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.models import DepthUpdate, Event
+from engine.events import DepthUpdate, Event
 from tests.conftest import settings_for, wait_until
 
 ALL_STREAMS = (

@@ -84,7 +84,7 @@ def test_verbose_prints_typed_events() -> None:
 def test_gaps_line_says_what_backfill_closed() -> None:
     from types import SimpleNamespace
 
-    from engine.backfill import BackfillStats
+    from engine.gapfill.backfiller import BackfillStats
     from tui.headless import gaps_line
 
     assert gaps_line(SimpleNamespace(gaps=0, backfill=None)) == "gaps 0"

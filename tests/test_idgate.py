@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.idgate import IdGate
-from engine.models import (
+from engine.feed.gate import IdGate
+from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,

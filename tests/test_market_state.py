@@ -8,12 +8,12 @@ import itertools
 import msgspec
 import pytest
 
-from engine.config import ConfigError, load_settings
-from engine.decode import FrameDecoder
+from engine.config.settings import ConfigError, load_settings
+from engine.feed.decode import FrameDecoder
 from engine.engine import Engine
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.market_state import Candle, CandleSeries, MarketState, median, parse_klines
-from engine.models import AggTrade, BookTicker, Kline, KlineBar, Trade
+from engine.view.market import Candle, CandleSeries, MarketState, median, parse_klines
+from engine.events import AggTrade, BookTicker, Kline, KlineBar, Trade
 from tests.conftest import settings_for, wait_until
 
 HFT = "realdata/hftbacktest/btcusdt_20240808.first2000lines.txt"

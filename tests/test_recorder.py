@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 
 from engine.bus import Bus
 from engine.clock import ManualClock
-from engine.config import Storage
-from engine.models import BookTicker, DepthUpdate, FeedEvent, Trade
-from engine.recorder import Recorder
-from engine.segments import recover
+from engine.config.settings import Storage
+from engine.events import BookTicker, DepthUpdate, FeedEvent, Trade
+from engine.storage.recorder import Recorder
+from engine.storage.segments import recover
 
 H = 3600 * 10**9
 # 2026-11-26 22:30:00 UTC: 90 minutes before a UTC date boundary
@@ -199,7 +199,7 @@ async def test_disk_full_mid_recording(tmp_path, monkeypatch) -> None:
     bus.publish(trade(0, T0))
     rec.flush()
     await rec.drain()
-    from engine import segments
+    from engine.storage import segments
 
     def full(self, table):  # noqa: ANN001
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine import layout, schemas
+from engine.storage import layout, schemas
 from engine.bus import Bus, Mode
-from engine.config import ConfigError, load_settings
+from engine.config.settings import ConfigError, load_settings
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.models import (
+from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,
@@ -35,8 +35,8 @@ from engine.models import (
     PartialDepth,
     Trade,
 )
-from engine.recorder import FeedBuffer
-from engine.replay import Replayer, ReplayError, ReplaySpec, parse_speed, parse_time, read_events
+from engine.storage.recorder import FeedBuffer
+from engine.storage.replay import Replayer, ReplayError, ReplaySpec, parse_speed, parse_time, read_events
 from tests.conftest import wait_until
 from tui.cli import main
 
@@ -397,8 +397,8 @@ async def test_live_recording_replays_the_same_events_in_the_same_order(tmp_path
 
     from engine.engine import Engine
     from engine.exchange import ExchangeConfig, LocalExchange
-    from engine.models import FeedEvent
-    from engine.schemas import RECORDED_TYPES
+    from engine.events import FeedEvent
+    from engine.storage.schemas import RECORDED_TYPES
     from tests.conftest import settings_for, wait_until
 
     data = tmp_path / "data"

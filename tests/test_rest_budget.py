@@ -10,12 +10,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from engine.budget import WeightBudget
+from engine.rest.budget import WeightBudget
 from engine.engine import Engine
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.exchange_info import UnknownSymbols, fetch_exchange_info
-from engine.rest import Priority, RestClient, RestError
-from engine.weights import depth_weight, request_weight
+from engine.rest.exchange_info import UnknownSymbols, fetch_exchange_info
+from engine.rest.client import Priority, RestClient, RestError
+from engine.binance.weights import depth_weight, request_weight
 from tests.conftest import settings_for, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import pytest
 
 from engine.engine import Engine
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.models import DepthUpdate, FeedEvent, Trade
+from engine.events import DepthUpdate, FeedEvent, Trade
 from tests.conftest import settings_for, wait_until
 
 STREAMS = (("streams.depthUpdate.enabled", True), ("streams.kline.enabled", False),

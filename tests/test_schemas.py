@@ -7,9 +7,9 @@ import gzip
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.decode import FrameDecoder
-from engine.models import BookTicker, DepthUpdate, Trade
-from engine.schemas import LEVELS, MS, NS, SCHEMA_VERSION, SCHEMAS, ColumnBuffer
+from engine.feed.decode import FrameDecoder
+from engine.events import BookTicker, DepthUpdate, Trade
+from engine.storage.schemas import LEVELS, MS, NS, SCHEMA_VERSION, SCHEMAS, ColumnBuffer
 
 
 def test_every_schema_has_the_common_columns_and_typed_fields() -> None:

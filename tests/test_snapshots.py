@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_settings
-from engine.decode import FrameDecoder
+from engine.config.settings import load_settings
+from engine.feed.decode import FrameDecoder
 from engine.engine import Engine
-from engine.models import Kline, KlineBar, PartialDepth
+from engine.events import Kline, KlineBar, PartialDepth
 from tui.app import MonitorApp
 
 SIZE = (150, 45)

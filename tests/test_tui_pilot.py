@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.config import load_settings
+from engine.config.settings import load_settings
 from engine.exchange import ExchangeConfig, LocalExchange
 from tests.conftest import settings_for, wait_until
 from tui.app import MonitorApp

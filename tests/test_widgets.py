@@ -10,8 +10,8 @@ from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.color import Color
 
-from engine.market_state import MarketState
-from engine.models import Kline, KlineBar, Trade
+from engine.view.market import MarketState
+from engine.events import Kline, KlineBar, Trade
 from tui.widgets import THEME_VARIABLES, Candles, TradeTape
 from tui.widgets.format import (
     axis_label_rows,

@@ -17,9 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from engine.config import LIVE_WS_URL, Settings
+from engine.config.settings import LIVE_WS_URL, Settings
 from engine.engine import Engine
-from engine.streams import KLINE_INTERVALS
+from engine.binance.streams import KLINE_INTERVALS
 from tui.help import HelpScreen
 from tui.panels.ladder import DepthLadder
 from tui.panels.status import StatusBar, status_lines
@@ -115,7 +115,7 @@ class MonitorApp(App[int]):
         settings = self.settings
         if self.engine is None:
             if self.demo:
-                from engine.demo import start_demo
+                from tui.demo import start_demo
 
                 self.exchange, settings = await start_demo(settings)
                 self.settings = settings

@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 
 import yaml
 
-from engine.config import ConfigError, load_settings, parse_override
-from engine.exchange_info import unknown_symbols
-from engine.streams import KLINE_INTERVALS, SNAPSHOT_LIMITS
+from engine.config.settings import ConfigError, load_settings, parse_override
+from engine.rest.exchange_info import unknown_symbols
+from engine.binance.streams import KLINE_INTERVALS, SNAPSHOT_LIMITS
 
 PROG = "binance-live"
 
@@ -122,7 +122,7 @@ def replay_from_args(args: argparse.Namespace) -> Any:
         return None
     if args.demo:
         raise ConfigError("--demo: not valid with --replay DIR")
-    from engine.replay import ReplayError, ReplaySpec, parse_speed, parse_time  # pyarrow: lazy
+    from engine.storage.replay import ReplayError, ReplaySpec, parse_speed, parse_time  # pyarrow: lazy
 
     spec = ReplaySpec(
         args.replay, parse_speed(args.speed) if args.speed is not None else 1.0,

@@ -17,13 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.bus import Mode, Overflow
-from engine.clock_sync import ClockStatus
-from engine.config import Settings
+from engine.rest.clock_sync import ClockStatus
+from engine.config.settings import Settings
 from engine.engine import Engine, EngineStatus, StreamStatus
-from engine.models import to_builtins
+from engine.events import to_builtins
 
 if TYPE_CHECKING:
-    from engine.replay import ReplaySpec
+    from engine.storage.replay import ReplaySpec
 
 
 def status_table(status: EngineStatus) -> Group:
@@ -164,7 +164,7 @@ async def _main(settings: Settings, demo: bool, replay: ReplaySpec | None = None
     console = Console(highlight=False)
     exchange = None
     if demo:
-        from engine.demo import start_demo
+        from tui.demo import start_demo
 
         exchange, settings = await start_demo(settings)
         console.print(f"[bold]demo[/]: local exchange at {settings.connection.ws_url}")

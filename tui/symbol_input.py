@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from engine.engine import Engine
-from engine.streams import SYMBOL_RE
+from engine.binance.streams import SYMBOL_RE
 
 
 class SymbolScreen(ModalScreen[str | None]):

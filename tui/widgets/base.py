@@ -15,7 +15,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from engine.market_state import MarketState
+from engine.view.market import MarketState
 
 
 class MarketWidget(Widget):

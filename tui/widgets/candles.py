@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from rich.style import Style
 from textual.strip import Strip
 
-from engine.market_state import Candle, MarketState
+from engine.view.market import Candle, MarketState
 from tui.widgets.base import MarketWidget, text_strip
 from tui.widgets.format import (
     axis_label_rows,

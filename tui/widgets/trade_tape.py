@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from textual.strip import Strip
 
-from engine.market_state import MarketState, TapeTrade
+from engine.view.market import MarketState, TapeTrade
 from tui.widgets.base import MarketWidget, text_strip
 from tui.widgets.format import (
     format_notional,

@@ -16,7 +16,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from engine.weights import DEFAULT_WEIGHT_LIMIT, DEFAULT_WINDOW_S
+from engine.binance.weights import DEFAULT_WEIGHT_LIMIT, DEFAULT_WINDOW_S
 
 SAFETY = 0.98  # stay a little under the limit: our window edges are estimates
 

@@ -45,12 +45,12 @@ import aiohttp
 import msgspec
 import pyarrow.parquet as pq
 
-from engine.backoff import Backoff
+from engine.retry import Backoff
 from engine.bus import Bus, Mode
-from engine.idgate import IdGate
-from engine.models import AggTrade, DepthUpdate, FeedEvent, Kline, KlineBar, RestKline, Trade
-from engine.rest import Priority, RestClient, RestError
-from engine.streams import parse_stream_name, stream_name
+from engine.feed.gate import IdGate
+from engine.events import AggTrade, DepthUpdate, FeedEvent, Kline, KlineBar, RestKline, Trade
+from engine.rest.client import Priority, RestClient, RestError
+from engine.binance.streams import parse_stream_name, stream_name
 
 log = logging.getLogger("binance_live.backfill")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import msgspec
 
-from engine.models import (
+from engine.events import (
     AggTrade,
     BookTicker,
     Event,
@@ -26,10 +26,10 @@ from engine.models import (
     RestKline,
     Trade,
 )
-from engine.rest import Priority
+from engine.rest.client import Priority
 
 if TYPE_CHECKING:
-    from engine.rest import RestClient
+    from engine.rest.client import RestClient
 
 TRADES_MAXLEN = 1000
 CANDLES_MAXLEN = 500

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from engine.config import Settings
+from engine.config.settings import Settings
 from engine.exchange import ExchangeConfig, LocalExchange
 
 

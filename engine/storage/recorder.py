@@ -30,11 +30,11 @@ import pyarrow.compute as pc
 
 from engine.bus import Bus, Consumer, Mode
 from engine.clock import SYSTEM, Clock
-from engine.config import Storage
-from engine.layout import EVENTS_DIR, RAW_DIR, file_name, in_progress_path, partition_dir
-from engine.models import Event, FeedEvent
-from engine.schemas import EVENTS_SCHEMA, NS, RAW_SCHEMA, RECORDED_TYPES, ColumnBuffer
-from engine.segments import Segment, SegmentResult, recover
+from engine.config.settings import Storage
+from engine.storage.layout import EVENTS_DIR, RAW_DIR, file_name, in_progress_path, partition_dir
+from engine.events import Event, FeedEvent
+from engine.storage.schemas import EVENTS_SCHEMA, NS, RAW_SCHEMA, RECORDED_TYPES, ColumnBuffer
+from engine.storage.segments import Segment, SegmentResult, recover
 from engine.tasks import cancel_and_wait
 
 log = logging.getLogger("binance_live.recorder")

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from engine.models import (
+from engine.events import (
     AggTrade,
     AvgPrice,
     BlockTrade,
@@ -31,7 +31,7 @@ from engine.models import (
     Ticker,
     Trade,
 )
-from engine.streams import StreamRef, parse_stream_name
+from engine.binance.streams import StreamRef, parse_stream_name
 
 T = TypeVar("T")
 

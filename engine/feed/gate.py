@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from engine.models import (
+from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,
@@ -44,7 +44,7 @@ from engine.models import (
     PartialDepth,
     Trade,
 )
-from engine.streams import stream_name
+from engine.binance.streams import stream_name
 
 MAX_OPEN_GAPS = 64  # remembered (still fillable) gaps per key
 MAX_HOLES = 256  # unfilled sub-ranges per gap; a gap fragmented further is forgotten

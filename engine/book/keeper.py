@@ -32,12 +32,12 @@ from dataclasses import dataclass
 import aiohttp
 import msgspec
 
-from engine.book import LocalBook, Reason
+from engine.book.local_book import LocalBook, Reason
 from engine.bus import Bus, Mode
-from engine.decode import decode_snapshot
-from engine.models import BookTop, DepthUpdate, FeedEvent, OrderBookSnapshot
-from engine.rest import Priority, RestClient, RestError
-from engine.streams import stream_name
+from engine.feed.decode import decode_snapshot
+from engine.events import BookTop, DepthUpdate, FeedEvent, OrderBookSnapshot
+from engine.rest.client import Priority, RestClient, RestError
+from engine.binance.streams import stream_name
 
 log = logging.getLogger("binance_live.books")
 

@@ -23,7 +23,7 @@ import aiohttp
 import msgspec
 
 from engine.clock import SYSTEM, Clock
-from engine.rest import Priority, RestError
+from engine.rest.client import Priority, RestError
 from engine.tasks import cancel_and_wait
 
 log = logging.getLogger("binance_live.clock_sync")

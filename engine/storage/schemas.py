@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.models import (
+from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,

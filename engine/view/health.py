@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.models import (
+from engine.events import (
     EVENT_TYPES_BY_KIND,
     AggTrade,
     BookTicker,
@@ -38,7 +38,7 @@ from engine.models import (
     PartialDepth,
     Trade,
 )
-from engine.streams import StreamRef
+from engine.binance.streams import StreamRef
 
 LATENCY_WINDOW = 2048  # latency samples kept per stream
 GAP_WINDOW = 512  # inter-arrival gaps kept per stream

@@ -34,12 +34,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from engine.bus import Bus
-from engine.config import Connection
-from engine.connection import WsClient
-from engine.decode import FrameDecoder
-from engine.idgate import IdGate
-from engine.link import ConnectionStatus, Link, RateLimiter, _Conn
-from engine.models import ControlReply, FeedEvent
+from engine.config.settings import Connection
+from engine.feed.websocket import WsClient
+from engine.feed.decode import FrameDecoder
+from engine.feed.gate import IdGate
+from engine.feed.link import ConnectionStatus, Link, RateLimiter, _Conn
+from engine.events import ControlReply, FeedEvent
 
 log = logging.getLogger("binance_live.manager")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import msgspec
 
-from engine.config import Settings
-from engine.rest import Priority, RestClient, RestError
+from engine.config.settings import Settings
+from engine.rest.client import Priority, RestClient, RestError
 
 _SECONDS = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
 

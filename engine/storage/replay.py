@@ -27,15 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from engine import layout, schemas
+from engine.storage import layout, schemas
 from engine.bus import Bus
-from engine.config import ConfigError
-from engine.models import Event, FeedEvent, Kline, KlineBar, Level
-from engine.streams import PARTIAL_DEPTH_LEVELS
+from engine.config.settings import ConfigError
+from engine.events import Event, FeedEvent, Kline, KlineBar, Level
+from engine.binance.streams import PARTIAL_DEPTH_LEVELS
 from engine.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from engine.config import Settings
+    from engine.config.settings import Settings
     from engine.engine import Engine
 
 TYPES_BY_KIND: dict[str, type[Event]] = {t.kind: t for t in schemas.RECORDED_TYPES}

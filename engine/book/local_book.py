@@ -35,7 +35,7 @@ from collections import deque
 from enum import StrEnum
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
-from engine.models import DepthUpdate, Level, OrderBookSnapshot, PartialDepth
+from engine.events import DepthUpdate, Level, OrderBookSnapshot, PartialDepth
 
 INF = math.inf
 NAN = math.nan

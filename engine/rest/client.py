@@ -15,8 +15,8 @@ from enum import IntEnum
 import aiohttp
 import msgspec
 
-from engine.budget import BudgetStatus, WeightBudget
-from engine.weights import request_weight
+from engine.rest.budget import BudgetStatus, WeightBudget
+from engine.binance.weights import request_weight
 
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.layout import IN_PROGRESS_SUFFIX, final_path, in_progress_path
+from engine.storage.layout import IN_PROGRESS_SUFFIX, final_path, in_progress_path
 
 log = logging.getLogger("binance_live.recorder")
 

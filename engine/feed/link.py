@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.backoff import Backoff
-from engine.config import parse_hhmm
-from engine.connection import WsClient, open_ws
-from engine.models import ControlReply
+from engine.retry import Backoff
+from engine.config.settings import parse_hhmm
+from engine.feed.websocket import WsClient, open_ws
+from engine.events import ControlReply
 from engine.tasks import cancel_and_wait
 
 log = logging.getLogger("binance_live.link")
@@ -38,7 +38,7 @@ ROLLOVER_OVERLAP_S = 0.5  # both connections feed the gate this long after the s
 
 
 if TYPE_CHECKING:
-    from engine.manager import Shard
+    from engine.feed.manager import Shard
 
 @dataclass(frozen=True)
 class ConnectionStatus:

@@ -14,9 +14,9 @@ import aiohttp
 import msgspec
 
 from engine.bus import Bus
-from engine.config import OrderBook
-from engine.decode import decode_snapshot
-from engine.rest import RestClient, RestError
+from engine.config.settings import OrderBook
+from engine.feed.decode import decode_snapshot
+from engine.rest.client import RestClient, RestError
 from engine.tasks import cancel_and_wait
 
 

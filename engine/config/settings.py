@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from engine.streams import (
+from engine.binance.streams import (
     DEPTH_SPEEDS_MS,
     KLINE_INTERVALS,
     PARTIAL_DEPTH_LEVELS,
@@ -24,7 +24,7 @@ from engine.streams import (
     SYMBOL_RE,
     stream_name,
 )
-from engine.weights import (
+from engine.binance.weights import (
     DEFAULT_WEIGHT_LIMIT,
     POLL_SHARE,
     depth_weight,
@@ -32,7 +32,7 @@ from engine.weights import (
     smallest_polling_interval,
 )
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "settings.yaml"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "settings.yaml"
 LIVE_WS_URL = "wss://stream.binance.com:9443"
 LIVE_REST_URL = "https://api.binance.com"
 
