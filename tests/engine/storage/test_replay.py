@@ -1,0 +1,424 @@
+"""Replay: Parquet back into typed events, ordering, windows, pacing, engine, CLI, exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.bus import Bus, Mode
+from engine.config.settings import ConfigError, load_settings
+from engine.events import (
+    AggTrade,
+    BookTicker,
+    DepthUpdate,
+    Event,
+    FeedEvent,
+    Kline,
+    MiniTicker,
+    OrderBookSnapshot,
+    PartialDepth,
+    Trade,
+)
+from engine.exchange import ExchangeConfig, LocalExchange
+from engine.storage import layout, schemas
+from engine.storage.recorder import FeedBuffer
+from engine.storage.replay import (
+    Replayer,
+    ReplayError,
+    ReplaySpec,
+    parse_speed,
+    parse_time,
+    read_events,
+)
+from tests import factories
+from tests.helpers import ROOT, SHARED, wait_until
+from tui.cli import main
+
+REC = SHARED / "realdata/hftbacktest/btcusdt_20240808.first2000lines.txt"
+T0 = 1_723_161_300_000_000_000  # 2024-08-08T23:55:00Z in ns
+MS0 = T0 // 1_000_000
+
+
+def trade(ns: int, i: int = 1, symbol: str = "BTCUSDT", conn: int = 1) -> Trade:
+    """The ``i``-th trade of a recording, received at ``ns`` (traded 1 ms before)."""
+    ms = ns // 1_000_000
+    return factories.trade(100 + i, symbol=symbol, price=61_000.5 + i, qty=0.25,
+                           buyer_is_maker=bool(i % 2), event_time=ms, trade_time=ms - 1,
+                           recv_ns=ns, conn=conn, best_match=True)
+
+
+def book(ns: int, i: int = 1, symbol: str = "BTCUSDT") -> BookTicker:
+    """The ``i``-th best bid/ask of a recording (connection 2), received at ``ns``."""
+    return factories.book_ticker(5_000 + i, symbol=symbol, bid_price=61_000.0, bid_qty=1.5,
+                                 ask_price=61_000.01, ask_qty=0.5, recv_ns=ns, conn=2)
+
+
+EXAMPLES: dict[type[Event], Event] = {
+    Trade: trade(T0 + 1, 7),
+    AggTrade: factories.agg_trade(9, price=61_000.5, qty=0.1, first_trade_id=10,
+                                  last_trade_id=12, buyer_is_maker=False, event_time=MS0,
+                                  trade_time=MS0 - 1, recv_ns=T0 + 2, conn=1, best_match=True),
+    Kline: factories.kline(MS0 - 60_000, open=1.0, close=2.0, high=3.0, low=0.5, volume=10.0,
+                           closed=True, first_trade_id=1, last_trade_id=99, trades=99,
+                           quote_volume=15.0, taker_buy_volume=4.0, taker_buy_quote_volume=6.0,
+                           event_time=MS0, recv_ns=T0 + 3, conn=1),
+    BookTicker: book(T0 + 4),
+    PartialDepth: factories.partial_depth(77, bids=[(61_000.0, 1.0), (60_999.0, 2.0)],
+                                          asks=[(61_001.0, 3.0)], recv_ns=T0 + 5, conn=1),
+    DepthUpdate: factories.depth_update(78, 80, asks=[(61_001.0, 0.0), (61_002.0, 4.5)],
+                                        event_time=MS0, recv_ns=T0 + 6, conn=1),
+    MiniTicker: MiniTicker(recv_ns=T0 + 7, conn=1, event_time=MS0, symbol="BTCUSDT",
+                           close=2.0, open=1.0, high=3.0, low=0.5, volume=10.0,
+                           quote_volume=20.0),
+    OrderBookSnapshot: OrderBookSnapshot(recv_ns=T0 + 8, conn=0, last_update_id=76,
+                                         symbol="BTCUSDT", limit=1000,
+                                         bids=[(61_000.0, 1.0)], asks=[(61_001.0, 3.0)]),
+    FeedEvent: factories.gap(79, stream="btcusdt@depth@100ms", start_ns=T0 + 5, end_ns=T0 + 6,
+                             detail="U jumped", recv_ns=T0 + 9, conn=1),
+}
+
+
+def write(root: Path, events: list[Event], seqs: list[int] | None = None,
+          name: str = "part-0") -> None:
+    """Write events like the recorder does: one file per (kind, symbol), hive layout."""
+    seqs = seqs if seqs is not None else list(range(len(events)))
+    groups: dict[tuple[type, str], list[tuple[Event, int]]] = {}
+    for event, seq in zip(events, seqs, strict=True):
+        sym = "" if isinstance(event, FeedEvent) else event.symbol  # type: ignore[attr-defined]
+        groups.setdefault((type(event), sym), []).append((event, seq))
+    for (typ, sym), rows in groups.items():
+        buf: Any = FeedBuffer() if typ is FeedEvent else schemas.ColumnBuffer(typ)
+        for event, seq in rows:
+            buf.append(event, seq)
+        kind = layout.EVENTS_DIR if typ is FeedEvent else typ.kind
+        folder = layout.partition_dir(root, kind, sym, rows[0][0].recv_ns)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(buf.take(), folder / f"{name}.parquet")
+
+
+def builtins(events: list[Event]) -> list[Any]:
+    return [(type(e).__name__, msgspec.to_builtins(e)) for e in events]
+
+
+# -- reader -----------------------------------------------------------------------------
+
+
+def test_examples_cover_every_recorded_type() -> None:
+    assert set(EXAMPLES) == {*schemas.RECORDED_TYPES, FeedEvent}
+
+
+@pytest.mark.parametrize("typ", list(EXAMPLES), ids=lambda t: t.kind)
+def test_round_trip_every_recorded_type(tmp_path: Path, typ: type[Event]) -> None:
+    """ColumnBuffer → Parquet → read_events gives back the very same struct."""
+    event = EXAMPLES[typ]
+    write(tmp_path, [event])
+    got = read_events(tmp_path)
+    assert builtins(got) == builtins([event])
+    assert type(got[0]) is typ and got[0].recv_ns == event.recv_ns and got[0].conn == event.conn
+
+
+def test_all_types_together_in_receive_order(tmp_path: Path) -> None:
+    events = list(EXAMPLES.values())
+    write(tmp_path, events)
+    assert builtins(read_events(tmp_path)) == builtins(events)
+
+
+def test_order_by_recv_time_then_seq_across_kinds_symbols_and_runs(tmp_path: Path) -> None:
+    # Run 1: equal recv_time across kinds is broken by seq, not by kind or file.
+    run1 = [trade(T0 + 10, 1), book(T0 + 10, 1), trade(T0 + 20, 2, "ETHUSDT"), book(T0 + 30, 2)]
+    seq1 = [5, 4, 6, 7]
+    # Run 2 (a restart): seq begins at 0 again, but its recv_time is later.
+    run2 = [book(T0 + 1_000, 3), trade(T0 + 2_000, 3), trade(T0 + 2_000, 4, "ETHUSDT")]
+    seq2 = [0, 2, 1]
+    write(tmp_path, run1, seq1, name="run1")
+    write(tmp_path, run2, seq2, name="run2")
+    hidden = layout.partition_dir(tmp_path, "trade", "BTCUSDT", T0) / ".run3.parquet.arrows"
+    hidden.write_bytes(b"an in-progress segment is never read")
+    expected = [run1[1], run1[0], run1[2], run1[3], run2[0], run2[2], run2[1]]
+    assert builtins(read_events(tmp_path)) == builtins(expected)
+
+
+def test_window_kind_and_symbol_filters(tmp_path: Path) -> None:
+    events = [trade(T0 + i * 1_000_000_000, i, "ETHUSDT" if i % 3 == 0 else "BTCUSDT")
+              for i in range(10)] + [book(T0 + 5_500_000_000)]
+    write(tmp_path, events)
+    window = read_events(tmp_path, start_ns=T0 + 2_000_000_000, end_ns=T0 + 5_000_000_000)
+    assert [e.recv_ns for e in window] == [T0 + s * 1_000_000_000 for s in (2, 3, 4)]
+    assert [e.kind for e in read_events(tmp_path, kinds=["bookTicker"])] == ["bookTicker"]
+    eth = read_events(tmp_path, symbols=["ethusdt"], kinds=["trade"])
+    assert [e.trade_id for e in eth] == [100, 103, 106, 109]  # type: ignore[attr-defined]
+    assert read_events(tmp_path, start_ns=T0 + 86_400_000_000_000) == []
+
+
+def test_reader_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match="no such directory"):
+        read_events(tmp_path / "missing")
+    (tmp_path / "trade").mkdir()
+    with pytest.raises(ReplayError, match="no recorded data") as info:
+        read_events(tmp_path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ReplayError, match="unknown kind"):
+        read_events(tmp_path, kinds=["nope"])
+
+
+def test_parse_time_and_speed() -> None:
+    assert parse_time("2024-08-08T23:55:00") == T0
+    assert parse_time("2024-08-08T23:55:00Z") == T0
+    assert parse_time("2024-08-09T01:55:00.5+02:00") == T0 + 500_000_000
+    assert parse_time(str(MS0)) == T0
+    assert parse_speed("max") == 0.0 and parse_speed("10") == 10.0 and parse_speed("0.5") == 0.5
+    for bad in ("0", "-1", "fast", "nan", "inf1"):
+        with pytest.raises(ConfigError, match="--speed"):
+            parse_speed(bad)
+    with pytest.raises(ConfigError, match="--to: 'soon'"):
+        parse_time("soon", "--to")
+
+
+# -- Replayer ---------------------------------------------------------------------------
+
+
+def second_of_events(root: Path, n: int = 11, span_ns: int = 1_000_000_000) -> list[Event]:
+    events: list[Event] = []
+    for i in range(n):
+        ns = T0 + span_ns * i // (n - 1)
+        events.append(trade(ns, i) if i % 2 else book(ns, i))
+    write(root, events)
+    return events
+
+
+async def test_replayer_paces_by_recv_time_over_speed(tmp_path: Path) -> None:
+    events = second_of_events(tmp_path)
+    bus = Bus()
+    got: list[Event] = []
+    bus.subscribe(got.append, mode=Mode.INLINE)
+    replayer = Replayer(tmp_path, bus, speed=10)
+    loop = asyncio.get_running_loop()
+    replayer.start()
+    await wait_until(lambda: replayer.total, 5, "the recording to load")
+    t0 = loop.time()  # pacing starts once loaded
+    await asyncio.wait_for(replayer.done.wait(), 5)
+    elapsed = loop.time() - t0
+    assert 0.08 <= elapsed <= 0.5, elapsed  # 1 s recorded / 10
+    assert replayer.error is None
+    assert builtins(got) == builtins(events)
+    assert replayer.progress() == (11, 11, events[-1].recv_ns)
+
+
+async def test_replayer_max_speed_delivers_everything_in_order(tmp_path: Path) -> None:
+    events = second_of_events(tmp_path, n=5_000, span_ns=3_600 * 1_000_000_000)  # 1 h recorded
+    bus = Bus()
+    got: list[Event] = []
+
+    async def consumer(event: Event) -> None:
+        got.append(event)
+
+    bus.subscribe(consumer, capacity=len(events))  # a task consumer, drained on stop
+    bus.start()
+    replayer = Replayer(tmp_path, bus, speed=float("inf"))
+    started = time.monotonic()
+    replayer.start()
+    await asyncio.wait_for(replayer.done.wait(), 5)
+    assert time.monotonic() - started < 3
+    await bus.stop()
+    assert replayer.published == bus.published == len(events)
+    assert [(type(e), e.recv_ns) for e in got] == [(type(e), e.recv_ns) for e in events]
+
+
+async def test_replayer_reports_a_bad_recording_and_can_stop_early(tmp_path: Path) -> None:
+    broken = Replayer(tmp_path / "missing", Bus(), speed=0)
+    broken.start()
+    await asyncio.wait_for(broken.done.wait(), 5)
+    assert isinstance(broken.error, ReplayError)
+    second_of_events(tmp_path, n=3, span_ns=3_600 * 1_000_000_000)
+    slow = Replayer(tmp_path, Bus(), speed=1)
+    slow.start()
+    await wait_until(lambda: slow.published == 1, 5, "the first event")
+    await slow.stop()
+    assert slow.done.is_set() and slow.published == 1 and slow.total == 3
+
+
+# -- engine, headless, CLI ----------------------------------------------------------------
+
+
+async def test_engine_in_replay_mode_status_and_toggles(tmp_path: Path) -> None:
+    events = second_of_events(tmp_path, n=9)
+    settings = load_settings(None, [("storage.enabled", False)])
+    engine = ReplaySpec(tmp_path, speed=0).engine(settings)
+    assert engine.replay is not None
+    engine.set_stream("bookTicker", False)  # a TUI toggle mutes that kind in replay
+    got: list[Event] = []
+    engine.bus.subscribe(got.append, kinds=[Trade, BookTicker], mode=Mode.INLINE)
+    async with engine:
+        await asyncio.wait_for(engine.replay.done.wait(), 5)
+        engine.sample_rates()
+        status = engine.status()
+    assert status.connections == []
+    assert status.replay == (4, 9, events[-1].recv_ns)
+    assert [(s.name, s.kind, s.symbol, s.messages, s.last_age_s) for s in status.streams] == [
+        ("btcusdt@trade", "trade", "BTCUSDT", 4, 0.125)]
+    assert [e.kind for e in got] == ["trade"] * 4 and engine.replay.skipped == 5
+
+
+async def test_tui_runs_unchanged_on_a_replay(tmp_path: Path) -> None:
+    from tui.app import MonitorApp
+
+    second_of_events(tmp_path, n=21)
+    settings = load_settings(None, [("storage.enabled", False)])
+    app = MonitorApp(settings, replay=ReplaySpec(tmp_path, speed=0))
+    async with app.run_test(size=(120, 32)) as pilot:
+        await wait_until(lambda: app.engine is not None and app.engine.replay is not None
+                         and app.engine.replay.done.is_set(), 10, "the replay to finish")
+        await wait_until(lambda: bool(app.engine and app.engine.market.recent_trades(
+            "BTCUSDT", 1)), 5, "a trade shown")
+        await pilot.pause(0.2)
+        screen = app.export_screenshot().replace("&#160;", " ")
+        tape = [app.query_one("TradeTape").render_line(y).text for y in range(1, 4)]
+        replay = app.engine.replay if app.engine is not None else None
+        await pilot.press("t")
+        await pilot.press("q")
+        await wait_until(lambda: not app.is_running, 10, "app exited")
+    # Asserted after the app is gone: a failure inside run_test() hangs Textual's teardown.
+    assert "REPLAY 21/21" in screen  # the replay progress in the status bar
+    assert all(":" in line for line in tape)  # recorded trades on the tape
+    assert replay is not None and replay.muted == {"trade"}
+
+
+def run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="160")
+    return subprocess.run([sys.executable, "-m", "tui", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_headless_replay_at_max_speed_exits_by_itself(tmp_path: Path) -> None:
+    second_of_events(tmp_path, n=101)
+    write(tmp_path, [EXAMPLES[FeedEvent]], name="ledger")
+    proc = run("--no-ui", "--replay", str(tmp_path), "--speed", "max")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "replay done: 102 of 102 events published" in proc.stdout
+    assert "recorded 2024-08-08T23:55:00.000Z → 2024-08-08T23:55:01.000Z" in proc.stdout
+    assert "btcusdt@trade" in proc.stdout and "btcusdt@bookTicker" in proc.stdout
+    assert "stopped cleanly" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_headless_replay_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    from tests.helpers import finish, read_until
+
+    second_of_events(tmp_path, n=3, span_ns=3_600 * 1_000_000_000)  # 1 h at real time
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--no-ui", "--replay", str(tmp_path),
+                             "--set", "ui.status_interval_s=0.1"],
+                            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="160"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        read_until(proc, "replay 1/3", 20)  # loaded, first event out, next one due in 30 min
+        proc.send_signal(signal.SIGINT)
+        out = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "replay stopped: 1 of 3 events published" in out and "stopped cleanly" in out
+
+
+def test_replay_flags_map_to_a_spec(tmp_path: Path) -> None:
+    from tui.cli import build_parser, overrides_from_args, replay_from_args
+
+    second_of_events(tmp_path, n=2)
+    args = build_parser().parse_args(["--replay", str(tmp_path), "--speed", "10", "--from",
+                                      "2024-08-08T23:55:00Z", "--to", str(MS0 + 1_000)])
+    assert replay_from_args(args) == ReplaySpec(tmp_path, 10.0, T0, T0 + 1_000_000_000)
+    assert ("storage.enabled", False) in overrides_from_args(args)  # never re-recorded
+    assert replay_from_args(build_parser().parse_args([])) is None
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--replay", "{missing}"], "config error: --replay: {missing}: no such directory"),
+    (["--replay", "{empty}"], "config error: --replay: {empty}: no recorded data"),
+    (["--replay", "{data}", "--speed", "fast"], "config error: --speed: 'fast' is not allowed"),
+    (["--replay", "{data}", "--from", "yesterday"], "config error: --from: 'yesterday' is not"),
+    (["--replay", "{data}", "--from", "2024-08-09", "--to", "2024-08-08"],
+     "config error: --to: '2024-08-08' is not after"),
+    (["--speed", "10"], "config error: --speed: only valid with --replay DIR"),
+])
+def test_cli_replay_errors_are_one_line_exit_2(tmp_path: Path, capsys, argv: list[str],
+                                               needle: str) -> None:
+    paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "data": tmp_path}
+    paths["empty"].mkdir()
+    second_of_events(tmp_path, n=2)
+    argv = [a.format(**paths) for a in argv]
+    assert main([*argv, "--no-ui"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("binance-live: ")
+    assert needle.format(**paths) in err
+
+
+# -- the local exchange serving a recording ---------------------------------------------
+
+
+async def test_exchange_serves_raw_frames_of_a_dataset(tmp_path: Path) -> None:
+    lines = [line.split(" ", 1) for line in REC.read_text().splitlines()[:200]]
+    frames = [(int(ns), text) for ns, text in lines if text.startswith('{"stream"')]
+    half = len(frames) // 2
+    for part, rows in (("b", frames[half:]), ("a", frames[:half])):  # file order ≠ time order
+        table = pa.Table.from_arrays(
+            [pa.array([ns for ns, _ in rows], schemas.NS),
+             pa.array([1] * len(rows), pa.int64()),
+             pa.array(range(len(rows)) if part == "a" else range(half, half + len(rows)),
+                      pa.int64()),
+             pa.array([text.encode() for _, text in rows], pa.binary())],
+            schema=schemas.RAW_SCHEMA)
+        folder = layout.partition_dir(tmp_path, layout.RAW_DIR, "", rows[0][0])
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, folder / f"raw-{part}.parquet")
+        (folder / f".raw-{part}-next.parquet.arrows").write_bytes(b"in progress")
+    streams = "/".join(dict.fromkeys(json.loads(t)["stream"] for _, t in frames))
+    expected = [text for _, text in frames]
+    cfg = ExchangeConfig(symbols=("BTCUSDT",), recording=str(tmp_path), replay_speed=0, rate=0)
+    got: list[str] = []
+    async with LocalExchange(cfg) as ex, aiohttp.ClientSession() as http, \
+            http.ws_connect(f"{ex.ws_url}/stream?streams={streams}") as ws:
+        assert "BTCUSDT" not in ex.markets
+        while len(got) < len(expected):
+            msg = await ws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            got.append(msg.data)
+    assert got == expected and len(expected) > 150
+
+
+async def test_live_recording_replays_the_same_events_in_the_same_order(tmp_path) -> None:
+    """Engine records from the exchange; replaying the dataset gives back the exact stream."""
+    import msgspec
+
+    from engine.engine import Engine
+    from engine.events import FeedEvent
+    from engine.exchange import ExchangeConfig, LocalExchange
+    from engine.storage.schemas import RECORDED_TYPES
+    from tests.helpers import settings_for, wait_until
+
+    data = tmp_path / "data"
+    async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT", "ETHUSDT"), rate=500)) as ex:
+        engine = Engine(settings_for(
+            ex, ("symbols", ["BTCUSDT", "ETHUSDT"]), ("storage.enabled", True),
+            ("storage.directory", str(data)), ("streams.depthUpdate.enabled", True),
+            ("streams.miniTicker.enabled", True)))
+        live: list[object] = []
+        engine.bus.subscribe(live.append, kinds=[*RECORDED_TYPES, FeedEvent], mode="inline")
+        await engine.start()
+        await wait_until(lambda: len(live) > 3000, 15, "live events")
+        await engine.stop()
+    replayed = read_events(data)
+    assert len(replayed) == len(live)
+    assert [msgspec.to_builtins(e) for e in replayed] == [msgspec.to_builtins(e) for e in live]
+    assert [e.kind for e in replayed] == [e.kind for e in live]
