@@ -22,9 +22,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.binance.rest_rows import decode_depth  # noqa: E402
 from engine.book.local_book import LocalBook  # noqa: E402
-from engine.feed.decode import FrameDecoder, decode_snapshot  # noqa: E402
 from engine.events import DepthUpdate, OrderBookSnapshot  # noqa: E402
+from engine.feed.decode import FrameDecoder  # noqa: E402
 
 REALDATA = ROOT.parent / "shared/realdata"
 HFT = REALDATA / "hftbacktest/btcusdt_20240808.gz"
@@ -38,7 +39,7 @@ def recording() -> tuple[OrderBookSnapshot, list[DepthUpdate]]:
     for line in gzip.decompress(HFT.read_bytes()).splitlines():
         ns, _, frame = line.partition(b" ")
         if frame.startswith(b'{"lastUpdateId"'):
-            snap = decode_snapshot(frame, "BTCUSDT", 1000, int(ns))
+            snap = decode_depth(frame, "BTCUSDT", 1000, int(ns))
         elif b"@depth" in frame[:40]:
             ev = dec.decode(frame, int(ns), 1)
             if isinstance(ev, DepthUpdate):
@@ -83,7 +84,7 @@ def bench_snapshot(body: bytes, repeat: int) -> dict[str, Any]:
     snap = None
     for _ in range(repeat):
         t0 = time.perf_counter_ns()
-        snap = decode_snapshot(body, "X", 5000, 0)
+        snap = decode_depth(body, "X", 5000, 0)
         t1 = time.perf_counter_ns()
         LocalBook("X").on_snapshot(snap)
         t2 = time.perf_counter_ns()
@@ -96,7 +97,7 @@ def bench_snapshot(body: bytes, repeat: int) -> dict[str, Any]:
 
 def bench_views(body: bytes, n: int = 20, loops: int = 20_000) -> dict[str, Any]:
     book = LocalBook("X")
-    book.on_snapshot(decode_snapshot(body, "X", 5000, 0))
+    book.on_snapshot(decode_depth(body, "X", 5000, 0))
     t0 = time.perf_counter_ns()
     for _ in range(loops):
         book.top(n)

@@ -24,9 +24,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config.settings import load_settings  # noqa: E402
-from engine.feed.websocket import open_ws  # noqa: E402
+from engine.config import load_settings  # noqa: E402
 from engine.engine import Engine  # noqa: E402
+from engine.feed.websocket import open_ws  # noqa: E402
+from engine.subscription import Subscription  # noqa: E402
 
 STREAMS = ("trade", "aggTrade", "bookTicker", "depthUpdate", "depthPartial", "kline")
 
@@ -59,7 +60,8 @@ def settings(port: int, symbols: list[str]) -> Any:
 
 
 async def measure_raw(port: int, symbols: list[str], seconds: float) -> dict[str, float]:
-    names = settings(port, symbols).stream_names()
+    s = settings(port, symbols)
+    names = Subscription(s.streams, s.symbols).names()
     count = [0]
 
     def sink(frames: list[bytes], recv_ns: int) -> None:
@@ -100,7 +102,9 @@ def measure_pipeline_only(seconds: float) -> dict[str, float]:
     import gzip
 
     from engine.bus import Bus
-    from engine.feed.manager import Shard, StreamManager
+    from engine.feed.decode import FrameDecoder
+    from engine.feed.gate import IdGate
+    from engine.feed.receiver import Receiver
 
     rec = ROOT.parent / "shared/realdata/hftbacktest/btcusdt_20240808.gz"
     if not rec.exists():
@@ -110,13 +114,14 @@ def measure_pipeline_only(seconds: float) -> dict[str, float]:
     bus = Bus()
     last: list[Any] = [None]
     bus.subscribe(lambda e: last.__setitem__(0, e), mode="inline")
-    manager = StreamManager(settings(1, ["BTCUSDT"]).connection, bus)
-    sink = manager.make_sink(Shard(manager, 0))
+    receive = Receiver(FrameDecoder(), IdGate(), bus).receive  # the production receive path
+    special: list[Any] = []
     batches = [frames[i:i + 32] for i in range(0, len(frames), 32)]
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         for batch in batches:
-            sink(batch, 0)
+            receive(batch, 0, 1, special)
+            special.clear()
         n += len(frames)
     t1, c1 = time.perf_counter(), time.process_time()
     return {"events": n, "per_s": n / (t1 - t0), "cpu_us_per_event": (c1 - c0) / n * 1e6,

@@ -7,7 +7,7 @@ applied; then the order flow is paused, the feed drained, the process stopped wi
 SIGINT and what the exchange *produced* (the market's trade / aggTrade / diff-depth ids
 over the run window, not only what it sent on the socket) is compared with what was
 *recorded* (the Parquet dataset, sorted by ``recv_time, seq``) and with the gap ledger
-(``_events``, ``what=gap``):
+(``_ledger``, ``what=gap``):
 
   produced     ids the exchange's market created from the first one sent to the process
                until the stop (trade ids; the aggTrade and depth U..u columns in JSON)
@@ -345,7 +345,7 @@ def _span(kind: str, item: dict[str, Any], wire: bool) -> tuple[int, int]:
 def analyse(ctx: Ctx, end: dict[str, int], status_line: str) -> dict[str, Any]:
     ex, root = ctx.ex, ctx.storage
     sent = sent_frames(ex)
-    ledger = read_kind(root, "_events")
+    ledger = read_kind(root, "_ledger")
     failed_windows = [(e["start_time"], e["end_time"]) for e in ledger
                       if e["what"] == "recorder_failed"]
     rows = {k: [r for r in read_kind(root, k) if r.get("symbol", SYMBOL) == SYMBOL]

@@ -27,8 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config.settings import Storage  # noqa: E402
-from engine.feed.decode import FrameDecoder  # noqa: E402
+from engine.config import Storage  # noqa: E402
 from engine.events import (  # noqa: E402
     AggTrade,
     BookTicker,
@@ -39,6 +38,7 @@ from engine.events import (  # noqa: E402
     PartialDepth,
     Trade,
 )
+from engine.feed.decode import FrameDecoder  # noqa: E402
 from engine.storage.recorder import Recorder  # noqa: E402
 
 REC = ROOT.parent / "shared/realdata/hftbacktest/btcusdt_20240808.gz"

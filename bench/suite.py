@@ -180,7 +180,7 @@ class Meter:
 
 
 def engine_settings(port: int, storage_dir: str | None, book: bool) -> Any:
-    from engine.config.settings import load_settings
+    from engine.config import load_settings
     overrides: list[tuple[str, Any]] = [
         ("symbols", [SYMBOL]),
         ("connection.ws_url", f"ws://127.0.0.1:{port}"),
@@ -202,8 +202,8 @@ async def run_engine_worker(row: str, port: int, workload: str, seconds: float,
     timeout = 120.0
     if row in ("raw", "raw-ws", "decode"):
         from bench.ws_reference import open_reference
-        from engine.feed.websocket import open_ws
         from engine.feed.decode import FrameDecoder
+        from engine.feed.websocket import open_ws
         if row in ("raw", "raw-ws"):
             def sink(frames: list[bytes], recv_ns: int) -> None:
                 meter.n += len(frames)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from textual import events  # noqa: E402
 
-from engine.config.settings import load_settings  # noqa: E402
+from engine.config import load_settings  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from tui.app import MonitorApp  # noqa: E402
 from tui.panels.status import StatusBar  # noqa: E402

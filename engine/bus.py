@@ -68,11 +68,12 @@ class ConsumerStats:
 class Consumer:
     """One subscriber: its callback, queue, overflow policy and counters."""
 
-    def __init__(self, bus: Bus, callback: Callback, name: str, kinds: tuple[type, ...] | None,
-                 policy: Overflow, capacity: int, mode: Mode, batch: int) -> None:
+    def __init__(self, callback: Callback, name: str, kinds: tuple[type, ...] | None,
+                 policy: Overflow, capacity: int, mode: Mode, batch: int,
+                 type_counts: dict[type, int]) -> None:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
-        self.bus = bus
+        self._type_counts = type_counts  # the bus's per-type publish counts (inline stats)
         self.callback = callback
         self.name = name
         self.kinds = kinds
@@ -135,7 +136,7 @@ class Consumer:
     @property
     def delivered(self) -> int:
         if self.mode is Mode.INLINE:
-            counts = self.bus.type_counts
+            counts = self._type_counts
             return sum(counts.get(t, 0) - base for t, base in self._counted_from.items())
         return self._delivered
 
@@ -267,9 +268,15 @@ class Consumer:
 
 
 class Bus:
-    """Routes each event by its type to the consumers subscribed to that type."""
+    """Routes each event by its type to the consumers subscribed to that type.
+
+    Subscriptions change only on the thread that created the bus (the event loop's):
+    the publish path reads the routing table without a lock, so a change from another
+    thread (a writer thread, a model's thread) raises instead of racing it.
+    """
 
     def __init__(self) -> None:
+        self._owner_thread = threading.get_ident()
         self._consumers: list[Consumer] = []
         self._routes: dict[type, tuple[Consumer, ...]] = {}
         # The publish path's own table: per type, the callables to run in subscription
@@ -287,18 +294,19 @@ class Bus:
                   batch: int = 256) -> Consumer:
         """Add a consumer; ``kinds`` None means every *market* event type.
 
-        Local events — feed-ledger entries (``FeedEvent``: connects, disconnects, gaps)
+        Local events — ledger entries (``LedgerEntry``: connects, disconnects, gaps)
         and local book tops (``BookTop``) — go only to consumers that name them in ``kinds``.
         """
+        self._check_thread("subscribe")
         is_async = inspect.iscoroutinefunction(callback)
         chosen = Mode(mode) if mode is not None else (Mode.TASK if is_async else Mode.THREAD)
         if chosen is Mode.INLINE and is_async:
             raise ValueError("inline consumers must be plain (sync) callables")
         if chosen is Mode.THREAD and is_async:
             raise ValueError("async callbacks run as tasks, not threads")
-        consumer = Consumer(self, callback, name or getattr(callback, "__name__", "consumer"),
+        consumer = Consumer(callback, name or getattr(callback, "__name__", "consumer"),
                             tuple(kinds) if kinds is not None else None, Overflow(policy),
-                            capacity, chosen, batch)
+                            capacity, chosen, batch, self.type_counts)
         self._consumers.append(consumer)
         self._rebuild_routes()
         if chosen is Mode.INLINE:
@@ -309,8 +317,14 @@ class Bus:
         return consumer
 
     def unsubscribe(self, consumer: Consumer) -> None:
+        self._check_thread("unsubscribe")
         self._consumers.remove(consumer)
         self._rebuild_routes()
+
+    def _check_thread(self, what: str) -> None:
+        if threading.get_ident() != self._owner_thread:
+            raise RuntimeError(f"Bus.{what} from another thread: subscriptions change only "
+                               "on the thread that owns the bus (the event loop's)")
 
     def _rebuild_routes(self) -> None:
         routes: dict[type, tuple[Consumer, ...]] = {}

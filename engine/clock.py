@@ -1,7 +1,11 @@
-"""The one clock: wall time for timestamps, monotonic time for intervals.
+"""The clocks: local wall time for timestamps, monotonic time for intervals, and the
+exchange's clock as measured from here.
 
-Injectable so tests (and replay) can drive time; everything in the engine asks this
-module instead of calling ``time`` directly.
+Components whose decisions depend on time take a :class:`Clock` so tests can drive it
+(:class:`ManualClock`); receive stamps on the hot path read ``time.time_ns`` directly.
+:class:`ExchangeClock` is the one place where local time becomes exchange time (REST
+weight windows, kline close times, candle history): ``engine.rest.clock_sync`` keeps
+its offset measured.
 """
 
 from __future__ import annotations
@@ -39,3 +43,26 @@ class ManualClock(Clock):
 
 
 SYSTEM = Clock()
+
+
+class ExchangeClock:
+    """Exchange time = local wall time + ``offset_ms`` (exchange − local clock).
+
+    The offset is 0 until the first clock sync: local time is taken as exchange time.
+    """
+
+    def __init__(self, local: Clock = SYSTEM, offset_ms: float = 0.0) -> None:
+        self.local = local
+        self.offset_ms = offset_ms
+
+    def now_ms(self) -> int:
+        """Exchange time, epoch milliseconds."""
+        return self.local.time_ns() // 1_000_000 + int(self.offset_ms)
+
+    def now_s(self) -> float:
+        """Exchange time, epoch seconds."""
+        return self.local.time_ns() / 1e9 + self.offset_ms / 1000.0
+
+    def to_exchange_ms(self, local_ns: int) -> int:
+        """A local receive time as exchange time (ms)."""
+        return local_ns // 1_000_000 + int(self.offset_ms)

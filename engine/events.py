@@ -1,5 +1,8 @@
 """Typed market events, decoded once from Binance JSON with msgspec.
 
+This module is the vocabulary every other part speaks; it imports msgspec and nothing
+else of the engine, so ``import engine.events`` stays cheap (no pyarrow, no aiohttp).
+
 Field names are readable; the wire keys are given with ``msgspec.field(name=...)``.
 Prices and quantities arrive as decimal strings and are decoded straight into floats
 (msgspec ``strict=False``), times are epoch-ms ints. Unknown keys are ignored and keys
@@ -13,6 +16,7 @@ They are filled in by the decoder, not by JSON.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
 
 from msgspec import Struct, field
@@ -41,7 +45,7 @@ class Trade(Event, gc=False, kw_only=True):
     # Removed by Binance on 2024-06-18; still present in older recordings.
     buyer_order_id: int | None = field(default=None, name="b")
     seller_order_id: int | None = field(default=None, name="a")
-    # Local: True when fetched from REST to fill a gap (engine.backfill), never on the wire.
+    # Local: True when fetched from REST to fill a gap (engine.gapfill), never on the wire.
     backfilled: bool = field(default=False, name="__backfilled")
 
 
@@ -88,23 +92,6 @@ class KlineBar(Struct, gc=False, kw_only=True):
     quote_volume: float = field(name="q")
     taker_buy_volume: float = field(name="V")
     taker_buy_quote_volume: float = field(name="Q")
-
-
-class RestKline(Struct, array_like=True, gc=False):
-    """One ``/api/v3/klines`` row (the trailing "ignore" element is dropped): the single
-    decoding schema for REST klines (candle history for the UI, kline backfill)."""
-
-    open_time: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    close_time: int
-    quote_volume: float
-    trades: int
-    taker_buy_volume: float
-    taker_buy_quote_volume: float
 
 
 class Kline(Event, gc=False, kw_only=True):
@@ -228,17 +215,38 @@ class OrderBookSnapshot(Event, gc=False, kw_only=True):
     limit: int = field(default=0, name="__limit")
 
 
-class FeedEvent(Event, gc=False, kw_only=True):
-    """An entry of the continuity ledger: what happened to the feed, not to the market.
+class Ledger(StrEnum):
+    """What a ledger entry records (the ``what`` column of ``_ledger``)."""
 
-    ``what`` is one of: connect, disconnect, stale, server_shutdown, subscribe,
-    unsubscribe, gap (ids ``first_missing`` .. ``last_missing`` not received;
-    ``last_good`` = first_missing - 1), gap_filled (late ids filled that whole gap: the
-    ledger retracts it), rollover (a connection replaced make-before-break), resync (a
-    book was rebuilt). ``start_ns``/``end_ns`` bound the affected local-time window.
+    CONNECT = "connect"
+    DISCONNECT = "disconnect"
+    STALE = "stale"  # a silent connection replaced
+    SERVER_SHUTDOWN = "server_shutdown"
+    ROLLOVER = "rollover"  # a connection replaced make-before-break
+    ROLLOVER_FAILED = "rollover_failed"
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    GAP = "gap"  # ids first_missing..last_missing not received
+    GAP_FILLED = "gap_filled"  # late ids filled that whole gap: it is retracted
+    BACKFILL = "backfill"  # a gap (or missed klines) fetched from REST
+    BACKFILL_FAILED = "backfill_failed"
+    RESYNC = "resync"  # a local order book rebuilt from a snapshot
+    RECORDER_FAILED = "recorder_failed"  # rows not recorded while storage failed
+
+
+# Entries that end a connection: the streams it carried may have missed data.
+LEDGER_DISCONNECTS = frozenset({Ledger.DISCONNECT, Ledger.STALE, Ledger.SERVER_SHUTDOWN})
+
+
+class LedgerEntry(Event, gc=False, kw_only=True):
+    """One row of the continuity ledger: what happened to the feed, not to the market.
+
+    ``what`` is a :class:`Ledger` value. Gaps name their ids ``first_missing`` ..
+    ``last_missing`` (``last_good`` = first_missing - 1); ``start_ns``/``end_ns`` bound
+    the affected local-time window.
     """
 
-    kind: ClassVar[str] = "feed"
+    kind: ClassVar[str] = "ledger"
     what: str
     stream: str = ""
     symbol: str = ""
@@ -251,7 +259,7 @@ class FeedEvent(Event, gc=False, kw_only=True):
 
 
 class BookTop(Event, gc=False, kw_only=True):
-    """The top of a local order book after an applied diff (engine.books), for UIs.
+    """The top of a local order book after an applied diff (engine.book.keeper), for UIs.
 
     Local only: never on the wire and not recorded. Prices are NaN when a side is empty.
     ``recv_ns`` is the receive time of the diff that produced it.
@@ -272,22 +280,6 @@ class BookTop(Event, gc=False, kw_only=True):
     asks: list[Level]
 
 
-# --- control-protocol replies (not market events) --------------------------------------
-
-
-class ControlError(Struct, gc=False):
-    code: int
-    msg: str
-
-
-class ControlReply(Struct, gc=False, kw_only=True):
-    """Reply to SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS/SET_PROPERTY/GET_PROPERTY."""
-
-    id: int | str | None = None
-    result: object = None
-    error: ControlError | None = None
-
-
 MARKET_EVENT_TYPES: tuple[type[Event], ...] = (
     Trade,
     AggTrade,
@@ -302,14 +294,12 @@ MARKET_EVENT_TYPES: tuple[type[Event], ...] = (
     ReferencePrice,
     ServerShutdown,
     OrderBookSnapshot,
-    FeedEvent,
 )
 
-EVENT_TYPES_BY_KIND: dict[str, type[Event]] = {t.kind: t for t in MARKET_EVENT_TYPES}
-
 # Local events the bus routes only to consumers that name them (never "every event").
-LOCAL_EVENT_TYPES: tuple[type[Event], ...] = (FeedEvent, BookTop)
-ROUTED_EVENT_TYPES: tuple[type[Event], ...] = (*MARKET_EVENT_TYPES, BookTop)
+LOCAL_EVENT_TYPES: tuple[type[Event], ...] = (LedgerEntry, BookTop)
+ROUTED_EVENT_TYPES: tuple[type[Event], ...] = (*MARKET_EVENT_TYPES, *LOCAL_EVENT_TYPES)
+EVENT_TYPES_BY_KIND: dict[str, type[Event]] = {t.kind: t for t in ROUTED_EVENT_TYPES}
 
 
 def to_builtins(value: Struct) -> dict[str, object]:

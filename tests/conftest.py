@@ -11,6 +11,14 @@ import pytest
 from tests.helpers import SHARED
 
 
+@pytest.fixture(autouse=True)
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own ~/.config/binance-live/settings.yaml must not change any test
+    (subprocesses inherit the variable)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.is_dir():

@@ -15,9 +15,9 @@ from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,
-    FeedEvent,
     Kline,
     KlineBar,
+    LedgerEntry,
     Level,
     PartialDepth,
     Trade,
@@ -106,10 +106,10 @@ def kline(open_time: int = 0, *, symbol: str = SYMBOL, interval: str = "1m",
 
 
 def gap(first_missing: int, last_missing: int = -1, *, stream: str = "btcusdt@trade",
-        symbol: str = SYMBOL, last_good: int | None = None, **fields: Any) -> FeedEvent:
+        symbol: str = SYMBOL, last_good: int | None = None, **fields: Any) -> LedgerEntry:
     """A ``gap`` ledger entry; ``last_good`` defaults to ``first_missing - 1``. Other
-    ledger entries are plain ``FeedEvent(what=...)``."""
-    return FeedEvent(what="gap", stream=stream, symbol=symbol, first_missing=first_missing,
+    ledger entries are plain ``LedgerEntry(what=...)``."""
+    return LedgerEntry(what="gap", stream=stream, symbol=symbol, first_missing=first_missing,
                      last_missing=last_missing,
                      last_good=first_missing - 1 if last_good is None else last_good,
                      **fields)

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from engine.config.settings import Settings, load_settings
+from engine.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 SHARED = ROOT.parent / "shared"  # real recordings and doc fixtures, beside the repository

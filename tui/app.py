@@ -9,56 +9,39 @@ symbol; ``p`` freezes the display while the engine and recorder carry on.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header
 
-from engine.config.settings import LIVE_WS_URL, Settings
-from engine.engine import Engine
 from engine.binance.streams import KLINE_INTERVALS
+from engine.config import LIVE_WS_URL, Settings
+from engine.engine import Engine
 from tui.help import HelpScreen
+from tui.keys import KEYS, TOGGLE_KEYS
 from tui.panels.ladder import DepthLadder
 from tui.panels.status import StatusBar, status_lines
 from tui.panels.ticker import BookTickerPanel
+from tui.settings import AppSettings, Ui
 from tui.symbol_input import SymbolScreen
 from tui.themes import MARKET_VARIABLES, THEME_BY_SETTING, THEMES
 from tui.widgets import THEME_VARIABLES, Candles, TradeTape
+from tui.widgets.trade_tape import LargeTrades
 
-TOGGLE_KEYS = {
-    "t": "trade",
-    "a": "aggTrade",
-    "k": "kline",
-    "b": "bookTicker",
-    "d": "depthPartial",
-    "u": "depthUpdate",
-    "m": "miniTicker",
-}
-STREAMS = Binding.Group("Streams", compact=True)
+if TYPE_CHECKING:
+    from tui.replay_args import ReplaySpec
+
+_GROUPS = {"Streams": Binding.Group("Streams", compact=True)}
 
 
 def _bindings() -> list[Binding]:
-    toggles = [Binding(key, f"toggle('{kind}')", kind, id=f"toggle.{kind}", group=STREAMS)
-               for key, kind in TOGGLE_KEYS.items()]
-    return [
-        *toggles,
-        Binding("o", "polling", "REST poll", id="polling"),
-        Binding("r", "record", "REC", id="record"),
-        Binding("p", "freeze", "Freeze", id="freeze"),
-        Binding("left_square_bracket", "interval(-1)", "◂ interval", id="interval.prev"),
-        Binding("right_square_bracket", "interval(1)", "interval ▸", id="interval.next"),
-        Binding("s", "symbol", "Symbol", id="symbol"),
-        Binding("tab", "next_symbol", "Next symbol", id="symbol.next", priority=True),
-        Binding("c", "next_theme", "Colours", id="theme", show=False),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-    ]
-
-
-BINDING_IDS = frozenset(b.id for b in _bindings() if b.id)
+    """The Textual bindings of the key table (``tui.keys``)."""
+    return [Binding(k.key, k.action, k.label, id=k.id, show=k.show, priority=k.priority,
+                    group=_GROUPS.get(k.group)) for k in KEYS]
 
 
 class MonitorApp(App[int]):
@@ -76,10 +59,11 @@ class MonitorApp(App[int]):
     """
     BINDINGS: ClassVar[list[BindingType]] = _bindings()
 
-    def __init__(self, settings: Settings, demo: bool = False, replay: Any = None,
-                 engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, *, ui: Ui | None = None, demo: bool = False,
+                 replay: ReplaySpec | None = None, engine: Engine | None = None) -> None:
         super().__init__()
         self.settings = settings
+        self.ui = ui or Ui()
         self.demo = demo
         self.replay = replay
         self.engine: Engine | None = engine
@@ -87,9 +71,10 @@ class MonitorApp(App[int]):
         self.exchange: Any = None
         self.symbol = settings.symbols[0]
         self.frozen = False
+        self._refresh_timer: Timer | None = None
         for theme in THEMES:
             self.register_theme(theme)
-        self.theme = THEME_BY_SETTING[settings.ui.theme]
+        self.theme = THEME_BY_SETTING[self.ui.theme]
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**MARKET_VARIABLES, **THEME_VARIABLES}
@@ -104,9 +89,11 @@ class MonitorApp(App[int]):
             with Vertical(id="left"):
                 yield Candles(None, self.symbol, id="candles")
                 with Horizontal(id="lower"):
-                    yield TradeTape(None, self.symbol, id="tape")
+                    yield TradeTape(None, self.symbol, id="tape",
+                                    large=LargeTrades(self.ui.large_trade_notional,
+                                                      self.ui.large_trade_multiple))
                     yield BookTickerPanel(id="ticker")
-            yield DepthLadder(levels=self.settings.ui.ladder_levels, id="ladder")
+            yield DepthLadder(levels=self.ui.ladder_levels, id="ladder")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -119,30 +106,32 @@ class MonitorApp(App[int]):
 
                 self.exchange, settings = await start_demo(settings)
                 self.settings = settings
-            self.engine = (self.replay.engine(settings) if self.replay is not None
-                           else Engine(settings))
+            self.engine = Engine(settings, source=self.replay.source()
+                                 if self.replay is not None else None)
         for panel in (self.query_one(Candles), self.query_one(TradeTape)):
             panel.state = self.engine.market
         self._set_titles()
         if self._own_engine:
             await self.engine.start()
-        if self.engine.replay is not None:
+        if self.replay is not None:
             self.run_worker(self._announce_replay_end(), exit_on_error=False)
-        self.set_interval(1 / settings.ui.refresh_hz, self.refresh_view)
+        self._refresh_timer = self.set_interval(1 / self.ui.refresh_hz, self.refresh_view)
 
     async def _announce_replay_end(self) -> None:
         """Tell the user when the recording has been played out (or failed)."""
-        replay = self.engine.replay if self.engine is not None else None
-        if replay is None:
+        from engine.storage.replay import Replay
+
+        replay = self.engine.source if self.engine is not None else None
+        if not isinstance(replay, Replay):
             return
-        await replay.done.wait()
+        await replay.ended.wait()
         if replay.error is not None:
             self.notify(f"replay failed: {replay.error}", severity="error", timeout=30)
         elif replay.finished:
             self.notify(f"replay done: {replay.published:,} events", timeout=30)
 
     def _apply_keymap(self) -> None:
-        remap = dict(item.split("=", 1) for item in self.settings.ui.keymap)
+        remap = self.ui.remap()
         if remap:
             self.set_keymap(remap)
 
@@ -299,13 +288,21 @@ class MonitorApp(App[int]):
                             self.action_symbol)
 
     async def action_quit(self) -> None:
-        await self._shutdown()
+        # The refresh timer and the engine stop while the alternate screen is still up
+        # (whatever they print stays inside Textual); then Textual leaves it.
+        await self._stop_engine()
         self.exit(0)
 
     async def on_unmount(self) -> None:
-        await self._shutdown()  # any exit path (ctrl+q, errors) stops the engine cleanly
+        await self._stop_engine()  # any other exit path (errors, exit()) stops it too
 
-    async def _shutdown(self) -> None:
+    async def _stop_engine(self) -> None:
+        """Not ``_shutdown``: that is Textual's own ``App._shutdown``, which closes the
+        driver and waits for its writer thread to restore the terminal. Shadowing it
+        skipped that, and in about 1 quit of 4 the restore sequences were lost."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
         if self.engine is not None and self._own_engine:
             await self.engine.stop()
         self.engine = None if self._own_engine else self.engine
@@ -314,5 +311,5 @@ class MonitorApp(App[int]):
             self.exchange = None
 
 
-def run_app(settings: Settings, demo: bool = False, replay: Any = None) -> int:
-    return MonitorApp(settings, demo, replay).run() or 0
+def run_app(app: AppSettings, demo: bool = False, replay: ReplaySpec | None = None) -> int:
+    return MonitorApp(app.engine, ui=app.ui, demo=demo, replay=replay).run() or 0

@@ -14,9 +14,10 @@ from typing import Any, NoReturn
 
 import yaml
 
-from engine.config.settings import ConfigError, load_settings, parse_override
-from engine.rest.exchange_info import unknown_symbols
 from engine.binance.streams import KLINE_INTERVALS, SNAPSHOT_LIMITS
+from engine.errors import ConfigError
+from tui.replay_args import ReplaySpec, parse_speed, parse_time
+from tui.settings import load_app_settings
 
 PROG = "binance-live"
 
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--symbol", action="append", metavar="SYMBOL",
                    help="symbol to stream, e.g. BTCUSDT (repeat or comma-separate for several)")
     p.add_argument("--config", type=Path, metavar="PATH",
-                   help="settings file (default: config/settings.yaml)")
+                   help="settings file (default: ~/.config/binance-live/settings.yaml if "
+                        "present, else the packaged config/settings.yaml)")
     p.add_argument("--no-storage", action="store_true", help="stream only, write no files")
     p.add_argument("--storage-dir", metavar="DIR", help="where recordings go")
     p.add_argument("--record-raw", action="store_true",
@@ -112,8 +114,21 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
     return out
 
 
-def replay_from_args(args: argparse.Namespace) -> Any:
-    """The ReplaySpec asked for (None without ``--replay``); bad values raise ConfigError."""
+def parse_override(text: str) -> tuple[str, Any]:
+    """``--set key.path=value`` with a YAML-typed value (``true``, ``5``, ``[a, b]``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set: {text!r} is not allowed; expected KEY=VALUE, "
+                          "e.g. streams.kline.interval=5m")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def replay_from_args(args: argparse.Namespace) -> ReplaySpec | None:
+    """The replay asked for (None without ``--replay``); bad values raise ConfigError."""
     given = [f for f, v in (("--speed", args.speed), ("--from", args.replay_from),
                             ("--to", args.replay_to)) if v is not None]
     if args.replay is None:
@@ -122,34 +137,32 @@ def replay_from_args(args: argparse.Namespace) -> Any:
         return None
     if args.demo:
         raise ConfigError("--demo: not valid with --replay DIR")
-    from engine.storage.replay import ReplayError, ReplaySpec, parse_speed, parse_time  # pyarrow: lazy
-
     spec = ReplaySpec(
         args.replay, parse_speed(args.speed) if args.speed is not None else 1.0,
         parse_time(args.replay_from, "--from") if args.replay_from is not None else None,
         parse_time(args.replay_to, "--to") if args.replay_to is not None else None)
     if spec.start_ns is not None and spec.end_ns is not None and spec.end_ns <= spec.start_ns:
         raise ConfigError(f"--to: {args.replay_to!r} is not after --from {args.replay_from!r}")
-    try:
-        spec.check()
-    except ReplayError as exc:
-        raise ConfigError(str(exc)) from None
+    spec.check()
     return spec
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, overrides_from_args(args))
+        settings = load_app_settings(args.config, overrides_from_args(args))
         replay = replay_from_args(args)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: config error: {exc}\n")
         return 2
     if not args.demo and replay is None:
-        unknown = asyncio.run(unknown_symbols(settings))
+        from engine.rest.exchange_info import unknown_symbols
+
+        conn = settings.engine.connection
+        unknown = asyncio.run(unknown_symbols(conn.rest_url, settings.engine.symbols))
         if unknown:
             sys.stderr.write(f"{PROG}: config error: symbols: {', '.join(map(repr, unknown))} "
-                             f"not listed by {settings.connection.rest_url}/api/v3/exchangeInfo"
+                             f"not listed by {conn.rest_url}/api/v3/exchangeInfo"
                              " (not a Binance spot symbol)\n")
             return 2
     if args.no_ui:

@@ -1,10 +1,14 @@
-"""``--demo``: run the bundled local exchange in-process and point the settings at it."""
+"""``--demo``: run the bundled local exchange in-process and point the settings at it.
+
+The only place that uses both the engine and the local exchange (``engine.exchange``
+stays independent of the engine it tests).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
-from engine.config.settings import Settings
+from engine.config import Settings
 from engine.exchange import ExchangeConfig, LocalExchange
 
 

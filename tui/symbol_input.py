@@ -10,8 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from engine.engine import Engine
 from engine.binance.streams import SYMBOL_RE
+from engine.engine import Engine
 
 
 class SymbolScreen(ModalScreen[str | None]):

@@ -1,7 +1,7 @@
 """Binance REST request weights (spot, current since 2025-03-10) and the default budget.
 
 One table, used by the budget before every call and by the config validator to reject a
-snapshot-polling setup that could never fit. Source: shared/binance-protocol.md §5/§5.1.
+snapshot-polling setup that could never fit (Binance spot API docs: "Request weights").
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """BookKeeper: one LocalBook per symbol, kept in sync with diff depth + REST snapshots.
 
-Why split from ``engine.book``: the book is pure and fast; this is the async edge.
+Why apart from ``engine.book.local_book``: the book is pure and fast; this is its async
+edge.
 
 * Diffs arrive through an **inline** bus consumer (cheap: ``LocalBook.on_diff``); REST is
   never awaited there. A symbol that needs a snapshot gets its own task, which waits
@@ -9,8 +10,8 @@ Why split from ``engine.book``: the book is pure and fast; this is the async edg
   symbol that gapped is resynced; the other books are untouched.
 * A new connection (or a disconnect) means resync: ids may continue across it, but
   nothing guarantees that the frames in between were delivered.
-* Each completed resync publishes ``FeedEvent(what="resync")`` (the recorder writes it to
-  ``_events``) with the window during which the book was not valid; each applied diff
+* Each completed resync publishes a ``Ledger.RESYNC`` entry (the recorder writes it to
+  ``_ledger``) with the window during which the book was not valid; each applied diff
   publishes one ``BookTop`` when any consumer wants it.
 * **Audit** (hybrid mode, ``--order-book-snapshot --depth-update``): every polled
   ``OrderBookSnapshot`` is compared with the local book. A diff covers many ids, so the
@@ -27,28 +28,28 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-import aiohttp
-import msgspec
-
-from engine.book.local_book import LocalBook, Reason
-from engine.bus import Bus, Mode
-from engine.feed.decode import decode_snapshot
-from engine.events import BookTop, DepthUpdate, FeedEvent, OrderBookSnapshot
-from engine.rest.client import Priority, RestClient, RestError
+from engine.binance.rest_rows import decode_depth
 from engine.binance.streams import stream_name
+from engine.book import measures
+from engine.book.local_book import BookState, LocalBook, Reason
+from engine.bus import Bus, Mode
+from engine.errors import RestError
+from engine.events import BookTop, DepthUpdate, Ledger, LedgerEntry, OrderBookSnapshot
+from engine.rest.client import Priority, RestClient
+from engine.retry import Backoff
+from engine.subscription import Change
+from engine.tasks import TaskSet
 
 log = logging.getLogger("binance_live.books")
 
 TOP_N = 10  # levels per side in BookTop (and the imbalance window)
 HISTORY = 1200  # applied diffs kept per symbol for audits (~2 min at 100 ms)
 MAX_PENDING_AUDITS = 4
-RETRY_MIN_S = 0.05
-RETRY_MAX_S = 10.0
-
-_REST_ERRORS = (RestError, aiohttp.ClientError, TimeoutError, msgspec.DecodeError,
-                msgspec.ValidationError)
+RETRY_MIN_S = 0.05  # snapshot retries: the one retry policy, from this delay ...
+RETRY_MAX_S = 10.0  # ... up to this one
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class BookStatus:
     """One book's state and counters, for ``EngineStatus.books``."""
 
     symbol: str
-    state: str
+    state: BookState
     update_id: int
     bid_levels: int
     ask_levels: int
@@ -75,8 +76,9 @@ class BookStatus:
 
 
 class BookKeeper:
-    def __init__(self, symbols: tuple[str, ...], rest: RestClient, bus: Bus, *,
+    def __init__(self, symbols: Iterable[str], rest: RestClient, bus: Bus, *,
                  sync_limit: int = 5000, speed_ms: int = 100, top_n: int = TOP_N) -> None:
+        symbols = list(symbols)
         self.rest = rest
         self.bus = bus
         self.sync_limit = sync_limit
@@ -90,7 +92,8 @@ class BookKeeper:
         self._pending: dict[str, list[OrderBookSnapshot]] = {s: [] for s in symbols}
         self._lost_ns: dict[str, int] = {}
         self._wake: dict[str, asyncio.Event] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._syncing: dict[str, asyncio.Task[None]] = {}
+        self._tasks = TaskSet()
         self._running = False
         self.snapshot_requests = 0
         self.snapshot_errors = 0
@@ -111,6 +114,13 @@ class BookKeeper:
         self._pending[symbol] = []
         self.audits[symbol] = [0, 0, 0]
 
+    def on_change(self, change: Change) -> None:
+        """Subscription listener: a new symbol gets a book; diff depth off drops them."""
+        if change.symbol:
+            self.add_symbol(change.symbol)
+        if change.kind == "depthUpdate" and change.removed:
+            self.suspend()  # no diffs: the books would go silently stale
+
     # -- lifecycle ----------------------------------------------------------------------
 
     def attach(self) -> None:
@@ -126,10 +136,8 @@ class BookKeeper:
 
     async def stop(self) -> None:
         self._running = False
-        tasks, self._tasks = list(self._tasks.values()), {}
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._syncing.clear()
+        await self._tasks.close()
 
     # -- receive path (inline) ------------------------------------------------------------
 
@@ -187,41 +195,40 @@ class BookKeeper:
     # -- snapshots ----------------------------------------------------------------------
 
     def _ensure_sync(self, sym: str) -> None:
-        if not self._running or sym in self._tasks:
+        if not self._running or sym in self._syncing:
             return
-        task = asyncio.get_running_loop().create_task(self._sync(sym), name=f"book-sync:{sym}")
-        self._tasks[sym] = task
-        task.add_done_callback(lambda t, s=sym: self._tasks.pop(s, None)
-                               if self._tasks.get(s) is t else None)
+        task = self._tasks.spawn(self._sync(sym), name=f"book-sync:{sym}")
+        self._syncing[sym] = task
+        task.add_done_callback(lambda t, s=sym: self._syncing.pop(s, None)
+                               if self._syncing.get(s) is t else None)
 
     async def _sync(self, sym: str) -> None:
         """Fetch snapshots until one bridges the buffered diffs (Binance steps 2-5)."""
         book = self.books[sym]
         wake = self._wake.setdefault(sym, asyncio.Event())
-        failures = 0
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while not book.synced:
             while not book.buffer:  # the snapshot must be newer than a buffered diff
                 wake.clear()
                 await wake.wait()
+            self.snapshot_requests += 1
             try:
-                self.snapshot_requests += 1
-                body = await self.rest.get("/api/v3/depth",
-                                           {"symbol": sym, "limit": self.sync_limit},
-                                           priority=Priority.RESYNC)
-                snap = decode_snapshot(body, sym, self.sync_limit, time.time_ns())
-            except _REST_ERRORS as exc:
+                snap = await self.rest.fetch(
+                    "/api/v3/depth", {"symbol": sym, "limit": self.sync_limit},
+                    lambda body: decode_depth(body, sym, self.sync_limit, time.time_ns()),
+                    priority=Priority.RESYNC)
+            except RestError as exc:
                 self.snapshot_errors += 1
-                self.last_error = f"{sym}: {exc}"[:200]
-                failures += 1
-                await asyncio.sleep(min(RETRY_MAX_S, RETRY_MIN_S * 2 ** failures))
+                self.last_error = f"{sym}: {exc}"
+                await asyncio.sleep(backoff.next_delay())
                 continue
             if book.synced:  # cannot happen (only this task syncs), but never reload
                 return
             if book.on_snapshot(snap):
                 self._synced(sym, book, snap)
                 return
-            failures += 1  # older than the buffer: fetch again, a little later each time
-            await asyncio.sleep(min(RETRY_MAX_S, RETRY_MIN_S * 2 ** min(failures, 8)))
+            # older than the buffer: fetch again, a little later each time
+            await asyncio.sleep(backoff.next_delay())
 
     def _synced(self, sym: str, book: LocalBook, snap: OrderBookSnapshot) -> None:
         hist = self._history[sym]
@@ -230,8 +237,8 @@ class BookKeeper:
         self._pending[sym].clear()
         now = time.time_ns()
         if book.resync_reason:
-            self.bus.publish(FeedEvent(
-                what="resync", stream=self._streams[sym], symbol=sym,
+            self.bus.publish(LedgerEntry(
+                what=Ledger.RESYNC, stream=self._streams[sym], symbol=sym,
                 last_good=book.lost_update_id, first_missing=book.lost_update_id + 1,
                 start_ns=self._lost_ns.pop(sym, now), end_ns=now, recv_ns=now,
                 conn=self._conn.get(sym, 0),
@@ -301,7 +308,7 @@ class BookKeeper:
         self.audits[sym][1] += 1
         self.last_divergence = (
             f"{sym} at snapshot {last} (book {book.update_id}): "
-            f"bids {_diff(want_b, have_b)}; asks {_diff(want_a, have_a)}")[:300]
+            f"bids {_diff(want_b, have_b)}; asks {_diff(want_a, have_a)}")
         log.warning("book audit diverged: %s", self.last_divergence)
         self._drop(sym, Reason.AUDIT, time.time_ns())
         self._ensure_sync(sym)
@@ -312,14 +319,10 @@ class BookKeeper:
         bids, asks = book.top(self.top_n)
         bp, bq = bids[0] if bids else (math.nan, 0.0)
         ap, aq = asks[0] if asks else (math.nan, 0.0)
-        bsum = sum(q for _, q in bids)
-        asum = sum(q for _, q in asks)
-        mid = (bp + ap) / 2
-        spread = ap - bp
         return BookTop(symbol=book.symbol, update_id=book.update_id, bid_price=bp, bid_qty=bq,
-                       ask_price=ap, ask_qty=aq, mid=mid, spread=spread,
-                       spread_bps=spread / mid * 1e4 if mid else math.nan,
-                       imbalance=(bsum - asum) / (bsum + asum) if bsum + asum else math.nan,
+                       ask_price=ap, ask_qty=aq, mid=measures.mid(bp, ap),
+                       spread=measures.spread(bp, ap), spread_bps=measures.spread_bps(bp, ap),
+                       imbalance=measures.levels_imbalance(bids, asks),
                        bids=bids, asks=asks, recv_ns=recv_ns)
 
     @property
@@ -336,7 +339,7 @@ class BookKeeper:
             bb, ba = b.best_bid(), b.best_ask()
             ok, div, skip = self.audits[sym]
             out.append(BookStatus(
-                symbol=sym, state=b.state.value, update_id=b.update_id,
+                symbol=sym, state=b.state, update_id=b.update_id,
                 bid_levels=len(b.bids), ask_levels=len(b.asks),
                 best_bid=bb[0] if bb else math.nan, best_ask=ba[0] if ba else math.nan,
                 applied=b.applied, gaps=b.gaps, crossed=b.crossed, pruned=b.pruned,

@@ -1,9 +1,9 @@
 """A local order book kept from diff depth + a REST snapshot, per Binance's procedure.
 
 Pure logic, no I/O, no clock: feed it ``DepthUpdate`` events as they arrive and a
-snapshot when you have one (``engine.books.BookKeeper`` does both for the engine).
+snapshot when you have one (``engine.book.keeper.BookKeeper`` does both for the engine).
 
-The procedure (binance-protocol.md §7), and why each step is here:
+Binance's procedure for a local book, and why each step is here:
 
 * diffs are **buffered from the start**, so a bridging diff that arrives *before* the
   REST reply (seen in the real BTCUSDT 2024 recording) is not lost;
@@ -35,6 +35,7 @@ from collections import deque
 from enum import StrEnum
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
+from engine.book import measures
 from engine.events import DepthUpdate, Level, OrderBookSnapshot, PartialDepth
 
 INF = math.inf
@@ -289,20 +290,20 @@ class LocalBook:
         p = self._best_ask_price()
         return p, self.asks[p]
 
+    def _best_prices(self) -> tuple[float, float]:
+        """(best bid, best ask); NaN for an empty side."""
+        return (self._best_bid_price() if self.bids else NAN,
+                self._best_ask_price() if self.asks else NAN)
+
     def mid(self) -> float:
         """Mid price; NaN unless both sides have a level."""
-        if not self.bids or not self.asks:
-            return NAN
-        return (self._best_bid_price() + self._best_ask_price()) / 2
+        return measures.mid(*self._best_prices())
 
     def spread(self) -> float:
-        if not self.bids or not self.asks:
-            return NAN
-        return self._best_ask_price() - self._best_bid_price()
+        return measures.spread(*self._best_prices())
 
     def spread_bps(self) -> float:
-        mid = self.mid()
-        return self.spread() / mid * 1e4 if mid == mid and mid else NAN
+        return measures.spread_bps(*self._best_prices())
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` levels of each side, best first."""
@@ -313,10 +314,6 @@ class LocalBook:
             return b, a  # type: ignore[return-value]
         return ([(p, bids[p]) for p in nlargest(n, bids)],
                 [(p, asks[p]) for p in nsmallest(n, asks)])
-
-    def sorted_prices(self) -> tuple[list[float], list[float]]:
-        """Every price of each side, best first (for audits and tests)."""
-        return sorted(self.bids, reverse=True), sorted(self.asks)
 
     def cumulative(self, n: int) -> tuple[list[Level], list[Level]]:
         """(price, quantity at this price or better) for the best ``n`` levels per side."""
@@ -333,12 +330,11 @@ class LocalBook:
     def depth(self, n: int) -> tuple[float, float]:
         """Total bid and ask quantity over the best ``n`` levels."""
         b, a = self.top(n)
-        return sum(q for _, q in b), sum(q for _, q in a)
+        return measures.side_qty(b), measures.side_qty(a)
 
     def imbalance(self, n: int = 10) -> float:
         """(bid qty - ask qty) / (bid qty + ask qty) over the best ``n`` levels; NaN if empty."""
-        b, a = self.depth(n)
-        return (b - a) / (b + a) if b + a > 0 else NAN
+        return measures.imbalance(*self.depth(n))
 
     def levels(self) -> tuple[dict[float, float], dict[float, float]]:
         """Copies of both sides as plain dicts (for comparisons)."""

@@ -1,4 +1,5 @@
-"""CLI: ``python -m engine.exchange --port 9443`` runs the local exchange until Ctrl-C."""
+"""``binance-live-exchange`` (or ``python -m engine.exchange``): the local exchange until
+Ctrl-C/SIGTERM, e.g. ``binance-live-exchange --port 9443 --symbols BTCUSDT --rate 50``."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from .server import LocalExchange
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m engine.exchange",
-                                description="Local Binance-compatible spot exchange")
+    p = argparse.ArgumentParser(prog="binance-live-exchange",
+                                description="Local Binance-compatible spot exchange "
+                                            "(WebSocket streams + REST on one port)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9443)
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT")
@@ -59,5 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The ``binance-live-exchange`` console script."""
     raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -12,14 +12,43 @@ import itertools
 import struct
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from . import control
+from .config import ExchangeConfig
+from .stats import Stats
 
-if TYPE_CHECKING:
-    from .server import LocalExchange
+
+class FrameFaults(Protocol):
+    """The per-frame fault hooks a writer consults (``faults.Faults``)."""
+
+    active: bool
+    drip_s: float
+
+    def outgoing(self, conn: Connection, text: str) -> list[str]: ...
+
+
+class Hub(Protocol):
+    """What a connection needs of the exchange that accepted it (``server.LocalExchange``)."""
+
+    config: ExchangeConfig
+    stats: Stats
+    sent_log: list[tuple[int, str]]
+
+    @property
+    def faults(self) -> FrameFaults: ...
+
+    def subscribe(self, conn: Connection, names: list[str]) -> None: ...
+
+    def unsubscribe(self, conn: Connection, names: list[str]) -> None: ...
+
+    def forget(self, conn: Connection) -> None: ...
+
+    def notify_drained(self) -> None: ...
+
+    def now_ms(self) -> int: ...
 
 _ids = itertools.count(1)
 BATCH = 256  # frames per transport.write
@@ -32,7 +61,7 @@ _HEAD3 = struct.Struct("!BBQ").pack
 class Connection:
     """Introspectable state of one WebSocket connection (see ``LocalExchange.connections``)."""
 
-    def __init__(self, ex: LocalExchange, ws: web.WebSocketResponse, request: web.Request,
+    def __init__(self, ex: Hub, ws: web.WebSocketResponse, request: web.Request,
                  path: str, combined: bool, micro: bool) -> None:
         self.id = next(_ids)
         self.ex = ex
@@ -68,6 +97,16 @@ class Connection:
     @property
     def streams(self) -> set[str]:
         return set(self._streams)
+
+    def add_stream(self, name: str) -> None:
+        self._streams[name] = None
+
+    def drop_stream(self, name: str) -> None:
+        self._streams.pop(name, None)
+
+    def wake(self) -> None:
+        """Wake the writer (new frames queued, or a fault changed what it may send)."""
+        self._wake.set()
 
     @property
     def mul(self) -> int:
@@ -116,7 +155,7 @@ class Connection:
                     recent.append(text)
                     if record:
                         log.append((self.id, text))
-                self.ex._drained.set()
+                self.ex.notify_drained()
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 
@@ -229,7 +268,7 @@ class Connection:
         """Serve the connection until it closes (called by the HTTP handler)."""
         ex = self.ex
         if initial:
-            ex._subscribe(self, initial)
+            ex.subscribe(self, initial)
         self._tasks += [asyncio.ensure_future(self._writer()),
                         asyncio.ensure_future(self._keepalive())]
         ws = self.ws
@@ -257,7 +296,7 @@ class Connection:
         finally:
             self._closing = True
             self.closed = True
-            ex._forget(self)
+            ex.forget(self)
             self._wake.set()
             for t in self._tasks:
                 if not t.done():
@@ -267,9 +306,9 @@ class Connection:
         out = control.handle(text, self._streams, self.combined, self.ex.config.max_streams)
         self.control_log.append(out.request)
         if out.subscribe:
-            self.ex._subscribe(self, out.subscribe)
+            self.ex.subscribe(self, out.subscribe)
         if out.unsubscribe:
-            self.ex._unsubscribe(self, out.unsubscribe)
+            self.ex.unsubscribe(self, out.unsubscribe)
         if out.combined is not None:
             self.combined = out.combined
         self.enqueue(out.reply)

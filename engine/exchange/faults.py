@@ -18,13 +18,30 @@ import asyncio
 import json
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
+from .config import ExchangeConfig
+from .market import Market
+
 if TYPE_CHECKING:
     from .connection import Connection
-    from .server import LocalExchange
+
+
+class _Exchange(Protocol):
+    """What the fault hooks act on (``server.LocalExchange``)."""
+
+    config: ExchangeConfig
+
+    @property
+    def connections(self) -> list[Connection]: ...
+
+    def market(self, symbol: str) -> Market: ...
+
+    def used_weight(self, ip: str = ...) -> int: ...
+
+    def now_ms(self) -> int: ...
 
 _MALFORMED = (
     '{"stream":"btcusdt@trade","data":{"e":"trade","E":17231612',
@@ -61,7 +78,7 @@ def _stream_key(text: str) -> str:
 class Faults:
     """Each hook acts on the connections open at the time of the call (see the module doc)."""
 
-    def __init__(self, ex: LocalExchange) -> None:
+    def __init__(self, ex: _Exchange) -> None:
         self.ex = ex
         self.rest_delay_s = 0.0
         self.drip_s = 0.0  # every frame to every connection is sent this late (slow drip)
@@ -177,7 +194,7 @@ class Faults:
         not even pings; events published meanwhile are not delivered to them."""
         for c in self.ex.connections:
             c.stalled = on
-            c._wake.set()
+            c.wake()
 
     def send_malformed(self, n: int = 1) -> None:
         """Send `n` non-JSON / truncated text frames to every connection."""
@@ -219,7 +236,7 @@ class Faults:
         for c in self.ex.connections:
             again = [t for t in c.recent if is_data(t)][-n:]
             c.queue.extendleft(reversed(again))
-            c._wake.set()
+            c.wake()
             total += len(again)
         self.injected["duplicate"] += total
         return total

@@ -7,18 +7,47 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import msgspec
 from aiohttp import web
 
 from . import klines as kl
+from .config import ExchangeConfig
 from .fixed import fmt8, fmt_ratio
 from .market import Market
+from .ratelimit import WeightLimiter
+from .stats import Stats
 
-if TYPE_CHECKING:
-    from .server import LocalExchange
+
+class RestFaults(Protocol):
+    """The REST fault hooks (``faults.Faults``)."""
+
+    rest_delay_s: float
+
+    def rest_reply(self, route: str) -> web.Response | None: ...
+
+    def note_rest_status(self, status: int, retry_after: float = 0.0) -> None: ...
+
+
+class _Exchange(Protocol):
+    """What the REST endpoints read of the exchange (``server.LocalExchange``)."""
+
+    config: ExchangeConfig
+    stats: Stats
+    limiter: WeightLimiter
+    markets: dict[str, Market]
+    all_symbols: tuple[str, ...]
+
+    @property
+    def faults(self) -> RestFaults: ...
+
+    def now_ms(self) -> int: ...
+
+    def replay_snapshot(self, symbol: str) -> str | None: ...
+
+    def replay_book_ticker(self, symbol: str) -> dict[str, Any] | None: ...
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
 _INT_RE = re.compile(r"^-?[0-9]{1,20}$")
@@ -112,7 +141,7 @@ def _tz_ms(raw: str | None) -> int:
 class RestApi:
     """Routes /api/v3/<name> requests; weight is charged before validation, as Binance does."""
 
-    def __init__(self, ex: LocalExchange) -> None:
+    def __init__(self, ex: _Exchange) -> None:
         self.ex = ex
         self.routes: dict[str, Callable[[dict[str, str]], Any]] = {
             "ping": lambda q: {},

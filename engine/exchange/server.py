@@ -26,31 +26,12 @@ from .faults import Faults
 from .market import EV_AGG, EV_BOOK, EV_TRADE, Market
 from .ratelimit import WeightLimiter
 from .rest import RestApi, parse_query
+from .stats import Stats
 from .streams import ALL_MINI, Stream, parse_stream
 
 _TIME_UNITS = {"MICROSECOND": True, "microsecond": True, "MILLISECOND": False,
                "millisecond": False}
 _BATCH = 64  # rate=inf: operations per symbol between yields to the event loop
-
-
-class Stats:
-    """Counters; attribute or item access (``ex.stats.frames_sent`` / ``ex.stats["..."]``)."""
-
-    def __init__(self) -> None:
-        self.connections_accepted = 0
-        self.connections_closed = 0
-        self.frames_sent = 0
-        self.messages_received = 0
-        self.rest_requests = 0
-        self.slow_consumers_closed = 0
-        self.ops = 0
-        self.replay_frames = 0
-
-    def __getitem__(self, key: str) -> int:
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
 
 
 REPLAY_WAIT_ALL_MAX_S = 5.0  # replay_wait_all: start anyway this long after the first
@@ -132,10 +113,8 @@ class LocalExchange:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        assert server is not None
         self.host = host
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])  # the port bound (port 0: a free one)
         self._tasks = [asyncio.ensure_future(c) for c in
                        (self._flow_loop(), self._depth_loop(), self._second_loop())]
         if self._frames:
@@ -202,6 +181,10 @@ class LocalExchange:
             self.stats.ops += n
             self._publish_market(m)
 
+    def notify_drained(self) -> None:
+        """A connection's writer emptied its queue (rate=inf backpressure waits on it)."""
+        self._drained.set()
+
     def replay_snapshot(self, symbol: str) -> str | None:
         return self._replay_snap.get(symbol)
 
@@ -211,9 +194,10 @@ class LocalExchange:
         return json.loads(raw) if raw else None
 
     # ------------------------------------------------------------------ subscriptions
-    def _subscribe(self, conn: Connection, names: list[str]) -> None:
+    def subscribe(self, conn: Connection, names: list[str]) -> None:
+        """``conn`` now receives ``names`` (initial streams, or a SUBSCRIBE)."""
         for n in names:
-            conn._streams[n] = None
+            conn.add_stream(n)
             self._subs.setdefault(n, set()).add(conn)
             if n not in self._parsed:
                 st = parse_stream(n)
@@ -227,9 +211,10 @@ class LocalExchange:
                     self._replay_fallback = asyncio.get_running_loop().call_later(
                         REPLAY_WAIT_ALL_MAX_S, self._replay_go.set)
 
-    def _unsubscribe(self, conn: Connection, names: list[str]) -> None:
+    def unsubscribe(self, conn: Connection, names: list[str]) -> None:
+        """``conn`` no longer receives ``names``."""
         for n in names:
-            conn._streams.pop(n, None)
+            conn.drop_stream(n)
             subs = self._subs.get(n)
             if subs is not None:
                 subs.discard(conn)
@@ -238,9 +223,9 @@ class LocalExchange:
                     self._parsed.pop(n, None)
                     self._kstate.pop(n, None)
 
-    def _forget(self, conn: Connection) -> None:
-        self._unsubscribe(conn, list(conn._streams))
-        conn._streams.clear()
+    def forget(self, conn: Connection) -> None:
+        """``conn`` has closed: it receives nothing more and moves to the closed list."""
+        self.unsubscribe(conn, list(conn.streams))
         if self._conns.pop(conn.id, None) is not None:
             self.stats.connections_closed += 1
             self.closed_connections.append(conn)

@@ -14,24 +14,23 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from engine.binance.control import ControlReply
+from engine.binance.streams import StreamRef, parse_stream_name
 from engine.events import (
     AggTrade,
     AvgPrice,
     BlockTrade,
     BookTicker,
-    ControlReply,
     DepthUpdate,
     Event,
     Kline,
     MiniTicker,
-    OrderBookSnapshot,
     PartialDepth,
     ReferencePrice,
     ServerShutdown,
     Ticker,
     Trade,
 )
-from engine.binance.streams import StreamRef, parse_stream_name
 
 T = TypeVar("T")
 
@@ -310,15 +309,3 @@ class FrameDecoder:
         event.recv_ns = recv_ns
         event.conn = conn
         return event
-
-
-_snapshot_decoder = msgspec.json.Decoder(OrderBookSnapshot, strict=False)
-
-
-def decode_snapshot(body: bytes, symbol: str, limit: int, recv_ns: int) -> OrderBookSnapshot:
-    """A REST depth reply as an event; raises msgspec errors on a malformed body."""
-    snap = _snapshot_decoder.decode(body)
-    snap.symbol = symbol
-    snap.limit = limit
-    snap.recv_ns = recv_ns
-    return snap

@@ -1,7 +1,7 @@
 """IdGate: first-arrival-wins de-duplication and id-continuity check, on the receive path.
 
 Every decoded market event of every connection passes one shared gate *before* the bus
-(``StreamManager.make_sink``), so two connections carrying the same streams (a
+(:class:`engine.feed.receiver.Receiver`), so two connections carrying the same streams (a
 make-before-break rollover, ``connection.redundancy: 2``) deliver each event once, and
 an event dropped here never reaches a consumer or the recorder.
 
@@ -10,10 +10,10 @@ Rules, per (event type, symbol):
 * ``Trade`` (``trade_id``), ``AggTrade`` (``agg_id``) and ``DepthUpdate`` (``U..u``) are
   contiguous on Binance. An event whose ids are all at or below the high-water mark
   (hwm) is a duplicate and dropped; one that starts above ``hwm + 1`` opens a gap, which
-  is published as ``FeedEvent(what="gap")`` (``first_missing`` .. ``last_missing``,
+  is published as a ``LedgerEntry(what=Ledger.GAP)`` (``first_missing`` .. ``last_missing``,
   ``last_good`` = first_missing - 1) and remembered. A late id that falls into a gap
   still open is *accepted* (reordering, or a slower redundant connection), and when a
-  gap is filled completely ``FeedEvent(what="gap_filled")`` with the same range is
+  gap is filled completely ``Ledger.GAP_FILLED`` with the same range is
   published so the ledger can retract it. At most ``max_open_gaps`` gaps per key are
   remembered (the oldest is forgotten first; its late ids are then dropped).
   A depth event straddling the hwm (``U <= hwm < u``) is accepted: it carries new ids.
@@ -35,16 +35,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from engine.binance.streams import stream_name
 from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,
-    FeedEvent,
     Kline,
+    Ledger,
+    LedgerEntry,
     PartialDepth,
     Trade,
 )
-from engine.binance.streams import stream_name
 
 MAX_OPEN_GAPS = 64  # remembered (still fillable) gaps per key
 MAX_HOLES = 256  # unfilled sub-ranges per gap; a gap fragmented further is forgotten
@@ -86,7 +87,7 @@ class _Mark:
 
 
 class IdGate:
-    """Shared by every connection of a :class:`~engine.manager.StreamManager`."""
+    """Shared by every connection of a :class:`~engine.feed.manager.StreamManager`."""
 
     KINDS = (Trade, AggTrade, DepthUpdate, BookTicker, PartialDepth, Kline)
 
@@ -112,7 +113,7 @@ class IdGate:
 
     def filter(self, events: Iterable[Any], out: list[Any]) -> None:
         """Append to ``out`` every event that passes, in order, with gap and gap_filled
-        ``FeedEvent``\\ s placed just before the event that revealed them. Events of other
+        ledger entries placed just before the event that revealed them. Events of other
         types pass untouched."""
         trade, agg, depth = self._trade, self._agg, self._depth
         book, partial = self._book, self._partial
@@ -168,12 +169,6 @@ class IdGate:
                     append(ev)
             else:
                 append(ev)
-
-    def admit(self, event: Any) -> list[Any]:
-        """One event through the gate: what passes (gap events first). For tests/tools."""
-        out: list[Any] = []
-        self.filter((event,), out)
-        return out
 
     # -- control --------------------------------------------------------------------------
 
@@ -241,8 +236,8 @@ class IdGate:
             self.gaps_forgotten += 1
         gaps.append(_Gap(first, last, st.ns))
         n = last - first + 1
-        out.append(FeedEvent(
-            what="gap", stream=_name(type(ev), ev.symbol), symbol=ev.symbol,
+        out.append(LedgerEntry(
+            what=Ledger.GAP, stream=_name(type(ev), ev.symbol), symbol=ev.symbol,
             first_missing=first, last_good=first - 1, last_missing=last, start_ns=st.ns,
             end_ns=ev.recv_ns, recv_ns=ev.recv_ns, conn=ev.conn,
             detail=f"{n} id{'s' if n != 1 else ''} missing"))
@@ -267,8 +262,8 @@ class IdGate:
             if not holes:
                 st.gaps.remove(gap)
                 self.gaps_filled += 1
-                out.append(FeedEvent(
-                    what="gap_filled", stream=_name(type(ev), ev.symbol), symbol=ev.symbol,
+                out.append(LedgerEntry(
+                    what=Ledger.GAP_FILLED, stream=_name(type(ev), ev.symbol), symbol=ev.symbol,
                     first_missing=gap.first, last_good=gap.first - 1, last_missing=gap.last,
                     start_ns=gap.start_ns, end_ns=ev.recv_ns, recv_ns=ev.recv_ns,
                     conn=ev.conn, detail="filled by late ids" if ev.conn else

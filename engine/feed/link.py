@@ -3,10 +3,15 @@
 A :class:`Link` owns the connection task of one slot (``connection.redundancy`` slots per
 shard): it connects with the shard's streams (in the URL, the rest by SUBSCRIBE paced by
 its own :class:`RateLimiter`), pings a silent connection and replaces a stale one,
-reconnects forever with the shared backoff policy, and replaces its connection
-make-before-break before Binance's 24 h cut (``rollover_after_s`` / ``rollover_at``) and
-on ``serverShutdown``: the replacement is opened and subscribed, both feed the manager's
-id gate for a short overlap, and only then is the old one closed (1000).
+reconnects forever with the one retry policy (:class:`~engine.retry.Backoff`), and
+replaces its connection make-before-break before Binance's 24 h cut and on
+``serverShutdown``: the replacement is opened and subscribed, both feed the shared id
+gate for a short overlap, and only then is the old one closed (1000). The timing rules
+themselves are pure functions in :mod:`engine.feed.watch`.
+
+A link sees its manager only through a :class:`LinkContext` (settings, the receive
+path, the ledger, id sources) and its shard only through the set of desired streams
+and one ``on_end`` callback.
 """
 
 from __future__ import annotations
@@ -16,35 +21,40 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
-import msgspec
-
+from engine.binance.control import PARAMS_PER_REQUEST, ControlReply, request
+from engine.config import Connection
+from engine.events import Event, Ledger, LedgerEntry, ServerShutdown
+from engine.feed import watch
+from engine.feed.receiver import Receiver
+from engine.feed.websocket import Sink, WsClient, open_ws
 from engine.retry import Backoff
-from engine.config.settings import parse_hhmm
-from engine.feed.websocket import WsClient, open_ws
-from engine.events import ControlReply
-from engine.tasks import cancel_and_wait
+from engine.tasks import TaskSet, cancel_and_wait
 
 log = logging.getLogger("binance_live.link")
 
 URL_STREAMS_BUDGET = 2000  # characters of stream names put in the URL; the rest via SUBSCRIBE
-PARAMS_PER_REQUEST = 200  # streams per SUBSCRIBE message
 ROLLOVER_OVERLAP_S = 0.5  # both connections feed the gate this long after the switch
+MAX_DETAIL = 500  # characters of a ledger detail
 
 
+class LinkState(StrEnum):
+    IDLE = "idle"  # no streams wanted
+    CONNECTING = "connecting"
+    OPEN = "open"
+    RECONNECTING = "reconnecting"  # waiting out the backoff delay
+    STOPPED = "stopped"
 
-if TYPE_CHECKING:
-    from engine.feed.manager import Shard
 
 @dataclass(frozen=True)
 class ConnectionStatus:
     conn_id: int
     shard: int
-    state: str  # connecting | open | reconnecting | idle | stopped
+    state: LinkState
     streams: int
     subscribed: int
     uptime_s: float
@@ -60,6 +70,18 @@ class ConnectionStatus:
     rollover_failures: int = 0  # replacements that failed (old connection kept, retried)
     rollover_in_s: float = -1.0  # until the next planned rollover; -1: not open
     rolling_over: bool = False  # a replacement is being opened right now
+
+
+@dataclass
+class LinkContext:
+    """What a link may use of its manager: settings, the receive path, the ledger."""
+
+    cfg: Connection
+    receiver: Receiver
+    publish: Callable[[Event], None]  # ledger entries go onto the bus
+    retire: Callable[[int], None]  # a closed connection owns no gate key any more
+    conn_ids: Iterator[int]
+    request_ids: Iterator[int]
 
 
 class RateLimiter:
@@ -104,7 +126,7 @@ class _Conn:
         self.opened_at = 0.0
         self.opened_ns = 0
         self.planned_at = 0.0  # wall time (epoch s) of the planned daily rollover; 0 = none
-        self.end_kind = "disconnect"
+        self.end_kind = Ledger.DISCONNECT
         self.reason = ""  # why it was opened as a replacement
         self.sync: asyncio.Task[None] | None = None
 
@@ -116,24 +138,24 @@ class _Conn:
 class Link:
     """One connection slot of a shard (``connection.redundancy`` of them per shard).
 
-    It connects, subscribes, watches and reconnects with its own backoff, never giving
-    up; before the connection's planned end (``rollover_after_s``, ``rollover_at``) and
-    at once on ``serverShutdown`` it rolls over make-before-break: a replacement with the
-    same streams is opened and subscribed, the old connection is closed (1000) only once
-    the replacement delivers market data, and both feed the shared IdGate meanwhile.
+    ``desired`` is the shard's set of wanted streams (shared, read only here);
+    ``on_end(link, conn_id, reason)`` is called when a connection ended unplanned.
     """
 
-    def __init__(self, shard: Shard, slot: int) -> None:
+    def __init__(self, ctx: LinkContext, desired: set[str], shard: int, slot: int,
+                 on_end: Callable[[Link, int, str], None]) -> None:
+        self.ctx = ctx
+        self.desired = desired
         self.shard = shard
         self.slot = slot
-        self.manager = shard.manager
-        cfg = self.manager.cfg
+        self.on_end = on_end
+        cfg = ctx.cfg
         self.backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s, cfg.backoff_reset_after_s)
         self.delays: deque[tuple[float, float]] = deque(maxlen=256)  # (ceiling, delay) history
         self.conn: _Conn | None = None  # the connection in use
         self.spare: _Conn | None = None  # its replacement while a rollover is under way
         self.conn_id = 0
-        self.state = "idle"
+        self.state = LinkState.IDLE
         self.connected_at = 0.0
         self.retry_at = 0.0
         self.rollover_retry_at = 0.0
@@ -147,7 +169,7 @@ class Link:
         self.last_error = ""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()  # subscription loops and retiring connections
 
     @property
     def client(self) -> WsClient | None:
@@ -156,6 +178,10 @@ class Link:
     @property
     def active(self) -> set[str]:
         return self.conn.active if self.conn is not None else set()
+
+    @property
+    def open(self) -> bool:
+        return self.conn is not None and self.conn.open
 
     def notify(self) -> None:
         """``desired`` changed: wake the idle loop and every open connection's sync loop."""
@@ -167,7 +193,7 @@ class Link:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"shard:{self.shard.index}:{self.slot}")
+                self._run(), name=f"shard:{self.shard}:{self.slot}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -175,78 +201,99 @@ class Link:
             if conn is not None and conn.client is not None:
                 conn.client.close(1000, why="stopped")
         await cancel_and_wait(task)
-        for t in list(self._retiring):
-            await cancel_and_wait(t)
-        self.state = "stopped"
+        await self._tasks.close()
+        self.state = LinkState.STOPPED
 
     # -- the connection loop -----------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
-            while not self.shard.desired:
-                self.state = "idle"
+            while not self.desired:
+                self.state = LinkState.IDLE
                 self._wake.clear()
                 await self._wake.wait()
-            self.state = "connecting"
+            self.state = LinkState.CONNECTING
             conn = await self._open()
-            if conn is None:
-                delay = self._next_delay()
-            else:
-                delay = await self._serve(conn)
+            delay = self._next_delay() if conn is None else await self._serve(conn)
             if delay > 0:
-                self.state = "reconnecting"
+                self.state = LinkState.RECONNECTING
                 self.retry_at = time.monotonic() + delay
                 await asyncio.sleep(delay)
 
     def _url(self, names: list[str]) -> str:
-        base = self.manager.cfg.ws_url.rstrip("/")
+        base = self.ctx.cfg.ws_url.rstrip("/")
         for suffix in ("/stream", "/ws"):
             if base.endswith(suffix):
                 base = base[: -len(suffix)]
         return f"{base}/stream?streams={'/'.join(names)}" if names else f"{base}/stream"
 
+    def _sink(self, conn: _Conn) -> Sink:
+        """The receive path of one connection (its reads; see engine.feed.receiver)."""
+        receive = self.ctx.receiver.receive
+        conn_id = conn.conn_id
+        special: list[Any] = []
+
+        def sink(frames: list[bytes], recv_ns: int) -> None:
+            if receive(frames, recv_ns, conn_id, special):
+                conn.data_ns = recv_ns
+            if special:
+                self._on_special(conn, special)
+                special.clear()
+
+        return sink
+
+    def _on_special(self, conn: _Conn, special: list[Any]) -> None:
+        for event in special:  # rare: control replies and serverShutdown
+            if type(event) is ControlReply:
+                self.on_reply(conn, event)
+            elif type(event) is ServerShutdown:
+                conn.shutdown_seen = True
+                alert = conn.alert
+                if alert is not None and not alert.done():
+                    alert.set_result(None)  # wake the link: roll over now
+
     async def _open(self) -> _Conn | None:
         """Connect with the desired streams (URL first, the rest by SUBSCRIBE)."""
-        mgr = self.manager
+        ctx = self.ctx
         in_url: list[str] = []
         budget = URL_STREAMS_BUDGET
-        for name in sorted(self.shard.desired):
+        for name in sorted(self.desired):
             budget -= len(name) + 1
             if budget < 0:
                 break
             in_url.append(name)
-        conn = _Conn(next(mgr.conn_ids), mgr.cfg.max_messages_per_s)
+        conn = _Conn(next(ctx.conn_ids), ctx.cfg.max_messages_per_s)
         self.connects += 1
         try:
-            client = await open_ws(self._url(in_url), mgr.make_sink(self.shard, conn, self),
-                                   mgr.cfg.connect_timeout_s)
+            client = await open_ws(self._url(in_url), self._sink(conn), ctx.cfg.connect_timeout_s)
         except (OSError, TimeoutError, ConnectionError) as exc:
             self.last_error = _describe(exc)
-            mgr.gate.retire(conn.conn_id)
+            ctx.retire(conn.conn_id)
             return None
         conn.client = client
         conn.active = set(in_url)
         conn.opened_at = time.monotonic()
         conn.opened_ns = time.time_ns()
-        conn.planned_at = _next_daily(mgr.cfg.rollover_at, time.time(), self.slot * 30.0)
-        conn.sync = asyncio.get_running_loop().create_task(self._sync_loop(conn))
+        conn.planned_at = watch.next_daily(ctx.cfg.rollover_at, time.time(),
+                                           watch.daily_offset_s(self.slot))
+        conn.sync = self._tasks.spawn(self._sync_loop(conn), name=f"sync:{conn.conn_id}")
         conn.changed.set()  # streams beyond the URL budget, or changed meanwhile
-        mgr.feed("connect", conn.conn_id, detail=f"{len(in_url)} streams in the URL",
-                 stream=",".join(in_url))
+        self._note(Ledger.CONNECT, conn.conn_id, detail=f"{len(in_url)} streams in the URL",
+                   stream=",".join(in_url))
         return conn
 
     def _adopt(self, conn: _Conn) -> None:
         self.conn = conn
         self.conn_id = conn.conn_id
         self.connected_at = conn.opened_at
-        self.state = "open"
+        self.state = LinkState.OPEN
 
     async def _serve(self, conn: _Conn) -> float:
         """Keep a connection (and its successors) alive; return the delay before the
         next connect once the link has lost its connection."""
-        cfg = self.manager.cfg
-        tick = max(0.02, min(cfg.idle_ping_after_s, cfg.stale_after_s) / 4)
-        after_s = cfg.rollover_after_s * (1.0 - 0.05 * self.slot)  # stagger redundant links
+        cfg = self.ctx.cfg
+        tick = watch.tick_s(cfg.idle_ping_after_s, cfg.stale_after_s)
+        after_s = watch.staggered_age_s(cfg.rollover_after_s, self.slot)
         self._adopt(conn)
         attempt: asyncio.Task[_Conn | None] | None = None
         pinged_at = 0.0
@@ -264,12 +311,10 @@ class Link:
                     if not conn.shutdown_seen:
                         waits.add(conn.alert)
                     mono = time.monotonic()
-                    if mono < self.rollover_retry_at:  # a failed replacement: back off
-                        due = self.rollover_retry_at - mono
-                    else:
-                        due = min(after_s - (mono - conn.opened_at),
-                                  conn.planned_at - time.time() if conn.planned_at else tick)
-                    timeout = max(0.001, min(tick, due))
+                    timeout = watch.wait_timeout(
+                        tick=tick, age_s=mono - conn.opened_at, after_s=after_s,
+                        wall_s=time.time(), planned_at=conn.planned_at,
+                        retry_in_s=self.rollover_retry_at - mono)
                 await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 now = time.monotonic()
                 if attempt is not None and attempt.done():
@@ -279,8 +324,7 @@ class Link:
                         conn, pinged_at = new, 0.0
                         continue
                     self.rollover_failures += 1
-                    delay = self._next_delay()
-                    self.rollover_retry_at = now + delay
+                    self.rollover_retry_at = now + self._next_delay()
                 if client.closed.done():
                     if attempt is not None:  # the replacement is on its way: it takes over
                         new, attempt = await attempt, None
@@ -297,28 +341,25 @@ class Link:
                 if conn.shutdown_seen and not conn.shutdown_counted:
                     conn.shutdown_counted = True
                     self.server_shutdowns += 1
-                    conn.end_kind = "server_shutdown"
+                    conn.end_kind = Ledger.SERVER_SHUTDOWN
                     self.rollover_retry_at = 0.0  # roll over now, whatever failed before
                 silent = now - client.last_rx
-                if silent > cfg.stale_after_s:
+                if watch.is_stale(silent, cfg.stale_after_s):
                     self.stale_replacements += 1
-                    conn.end_kind = "stale"
+                    conn.end_kind = Ledger.STALE
                     self.last_error = f"stale: nothing received for {silent:.1f}s"
                     client.abort(self.last_error)
                     continue
                 if attempt is None and now >= self.rollover_retry_at:
-                    reason = ""
-                    if conn.shutdown_seen:
-                        reason = "serverShutdown"
-                    elif now - conn.opened_at >= after_s:
-                        reason = f"connection age {now - conn.opened_at:.0f}s"
-                    elif conn.planned_at and time.time() >= conn.planned_at:
-                        reason = f"daily rollover at {cfg.rollover_at} UTC"
+                    reason = watch.rollover_reason(
+                        age_s=now - conn.opened_at, after_s=after_s, wall_s=time.time(),
+                        planned_at=conn.planned_at, rollover_at=cfg.rollover_at,
+                        shutdown_seen=conn.shutdown_seen)
                     if reason:
                         attempt = asyncio.get_running_loop().create_task(
-                            self._replace(conn, reason))
-                if silent > cfg.idle_ping_after_s and now - pinged_at > cfg.idle_ping_after_s \
-                        and conn.limiter.delay() == 0:
+                            self._replace(conn, reason), name=f"rollover:{conn.conn_id}")
+                if watch.should_ping(silent, now - pinged_at, cfg.idle_ping_after_s,
+                                     conn.limiter.delay() == 0):
                     conn.limiter.note()
                     client.ping()
                     pinged_at = now
@@ -332,11 +373,11 @@ class Link:
     async def _replace(self, old: _Conn, reason: str) -> _Conn | None:
         """Open the replacement of ``old``; return it once it is subscribed to every
         desired stream and has delivered market data (or ``old`` is gone), else None."""
-        cfg = self.manager.cfg
+        cfg = self.ctx.cfg
         new = await self._open()
         if new is None:
-            self.manager.feed("rollover_failed", old.conn_id, detail=f"{reason}: "
-                              f"{self.last_error}")
+            self._note(Ledger.ROLLOVER_FAILED, old.conn_id,
+                       detail=f"{reason}: {self.last_error}")
             return None
         self.spare = new
         ok = False
@@ -347,7 +388,7 @@ class Link:
                 if new.client.closed.done():
                     self.last_error = f"replacement closed: {new.client.close_reason}"
                     break
-                subscribed = new.active >= self.shard.desired
+                subscribed = new.active >= self.desired
                 if subscribed and (new.data_ns or not old.open):
                     ok = True
                     break
@@ -363,8 +404,8 @@ class Link:
             if not ok:
                 self._discard(new)
         if not ok:
-            self.manager.feed("rollover_failed", old.conn_id,
-                              detail=f"{reason}: {self.last_error}")
+            self._note(Ledger.ROLLOVER_FAILED, old.conn_id,
+                       detail=f"{reason}: {self.last_error}")
             return None
         new.reason = reason
         return new
@@ -376,13 +417,10 @@ class Link:
         self.rollovers += 1
         self.backoff.connected_for(now - old.opened_at)
         self._adopt(new)
-        self.manager.feed("rollover", new.conn_id, start_ns=old.opened_ns,
-                          detail=f"conn {old.conn_id} replaced by conn {new.conn_id} "
-                                 f"({new.reason})",
-                          stream=",".join(sorted(self.shard.desired)))
-        task = asyncio.get_running_loop().create_task(self._retire(old, new.conn_id))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._note(Ledger.ROLLOVER, new.conn_id, start_ns=old.opened_ns,
+                   detail=f"conn {old.conn_id} replaced by conn {new.conn_id} ({new.reason})",
+                   stream=",".join(sorted(self.desired)))
+        self._tasks.spawn(self._retire(old, new.conn_id), name=f"retire:{old.conn_id}")
 
     async def _retire(self, old: _Conn, successor: int) -> None:
         client = old.client
@@ -404,25 +442,22 @@ class Link:
             conn.client.close(1000, why="replacement discarded")
         if conn.sync is not None:
             conn.sync.cancel()
-        self.manager.gate.retire(conn.conn_id)
+        self.ctx.retire(conn.conn_id)
 
     def _end(self, conn: _Conn, *, planned: bool) -> None:
         """Bookkeeping of a connection that has closed."""
-        mgr = self.manager
         if conn.sync is not None:
             conn.sync.cancel()
-        mgr.gate.retire(conn.conn_id)
+        self.ctx.retire(conn.conn_id)
         client = conn.client
         reason = client.close_reason if client is not None else ""
         if planned:
             return  # its replacement already delivers: nothing was lost, no ledger row
         self.backoff.connected_for(time.monotonic() - conn.opened_at)
         self.reconnects += 1
-        mgr.feed(conn.end_kind, conn.conn_id, detail=reason, start_ns=conn.opened_ns,
-                 stream=",".join(sorted(self.shard.desired)))
-        if not any(link.conn is not None and link.conn is not conn and link.conn.open
-                   for link in self.shard.links):
-            mgr.note_disconnect(conn.conn_id, reason)  # no other copy of these streams
+        self._note(conn.end_kind, conn.conn_id, detail=reason, start_ns=conn.opened_ns,
+                   stream=",".join(sorted(self.desired)))
+        self.on_end(self, conn.conn_id, reason)
 
     def _next_delay(self) -> float:
         ceiling = self.backoff.ceiling()
@@ -430,15 +465,23 @@ class Link:
         self.delays.append((ceiling, delay))
         return delay
 
+    def _note(self, what: Ledger, conn_id: int, *, stream: str = "", detail: str = "",
+              start_ns: int = 0) -> None:
+        """A ledger entry about one of this link's connections."""
+        now = time.time_ns()
+        self.ctx.publish(LedgerEntry(what=what, stream=stream, detail=detail[:MAX_DETAIL],
+                                     start_ns=start_ns or now, end_ns=now, recv_ns=now,
+                                     conn=conn_id))
+
     async def _sync_loop(self, conn: _Conn) -> None:
         """Converge one open connection's subscriptions on ``desired``."""
-        ids = self.manager.request_ids
+        ids = self.ctx.request_ids
         client = conn.client
         assert client is not None
         while True:
             await conn.changed.wait()
             conn.changed.clear()
-            desired = self.shard.desired
+            desired = self.desired
             in_flight = {n for _, names in conn.pending.values() for n in names}
             subscribe = sorted(desired - conn.active - in_flight)
             unsubscribe = sorted((conn.active - desired) - in_flight)
@@ -450,8 +493,7 @@ class Link:
                         return
                     req_id = next(ids)
                     conn.pending[req_id] = (method, chunk)
-                    client.send_text(msgspec.json.encode(
-                        {"method": method, "params": chunk, "id": req_id}).decode())
+                    client.send_text(request(method, chunk, req_id))
 
     def on_reply(self, conn: _Conn, reply: ControlReply) -> None:
         pending = conn.pending.pop(reply.id, None) if isinstance(reply.id, int) else None
@@ -459,14 +501,14 @@ class Link:
             self.control_errors += 1
             self.last_error = f"{pending[0] if pending else 'request'} refused: " \
                               f"{reply.error.code} {reply.error.msg}"
-            log.warning("shard %d: %s", self.shard.index, self.last_error)
+            log.warning("shard %d: %s", self.shard, self.last_error)
             return
         if pending is None:
             return
         method, names = pending
-        self.manager.feed(method.lower(), conn.conn_id, stream=",".join(names))
+        self._note(Ledger(method.lower()), conn.conn_id, stream=",".join(names))
         if method == "SUBSCRIBE":
-            conn.active.update(n for n in names if n in self.shard.desired)
+            conn.active.update(n for n in names if n in self.desired)
         else:
             conn.active.difference_update(names)
         conn.changed.set()  # desired may have moved while the request was in flight
@@ -475,19 +517,20 @@ class Link:
         now = time.monotonic()
         conn = self.conn
         client = conn.client if conn is not None else None
-        cfg = self.manager.cfg
+        cfg = self.ctx.cfg
         rollover_in = -1.0
-        if self.state == "open" and conn is not None:
-            rollover_in = max(0.0, cfg.rollover_after_s * (1.0 - 0.05 * self.slot)
-                              - (now - conn.opened_at))
-            if conn.planned_at:
-                rollover_in = min(rollover_in, max(0.0, conn.planned_at - time.time()))
+        if self.state is LinkState.OPEN and conn is not None:
+            rollover_in = watch.seconds_to_rollover(
+                age_s=now - conn.opened_at,
+                after_s=watch.staggered_age_s(cfg.rollover_after_s, self.slot),
+                wall_s=time.time(), planned_at=conn.planned_at)
         return ConnectionStatus(
-            conn_id=self.conn_id, shard=self.shard.index, state=self.state,
-            streams=len(self.shard.desired), subscribed=len(self.active),
-            uptime_s=now - self.connected_at if self.state == "open" else 0.0,
+            conn_id=self.conn_id, shard=self.shard, state=self.state,
+            streams=len(self.desired), subscribed=len(self.active),
+            uptime_s=now - self.connected_at if self.state is LinkState.OPEN else 0.0,
             reconnects=self.reconnects,
-            retry_in_s=max(0.0, self.retry_at - now) if self.state == "reconnecting" else 0.0,
+            retry_in_s=max(0.0, self.retry_at - now)
+            if self.state is LinkState.RECONNECTING else 0.0,
             last_error=self.last_error, stale_replacements=self.stale_replacements,
             server_shutdowns=self.server_shutdowns, control_errors=self.control_errors,
             last_rx_age_s=now - client.last_rx if client is not None else 0.0,
@@ -496,19 +539,8 @@ class Link:
             rolling_over=self.spare is not None)
 
 
-def _next_daily(hhmm: str, now: float, offset_s: float = 0.0) -> float:
-    """Epoch seconds of the next ``HH:MM`` UTC (+ ``offset_s``) after ``now``; 0: off."""
-    parsed = parse_hhmm(hhmm) if hhmm else None
-    if parsed is None:
-        return 0.0
-    today = datetime.fromtimestamp(now, UTC).replace(hour=parsed[0], minute=parsed[1],
-                                                     second=0, microsecond=0)
-    at = today.timestamp() + offset_s
-    return at if at > now else (today + timedelta(days=1)).timestamp() + offset_s
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "connect timed out"
     text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return text.splitlines()[0]

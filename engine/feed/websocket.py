@@ -1,15 +1,12 @@
-"""One WebSocket client connection on an ``asyncio.Protocol``, with its own frame reader.
+"""One WebSocket client connection: the thin asyncio edge around two sans-I/O cores.
 
 The opening handshake is websockets' sans-I/O ``ClientProtocol`` (request, accept-key
-and extension checks). After it, server frames are read here: a server never masks, and
-we negotiate no extension, so a frame is a 2/4/10-byte header and a payload that can be
-sliced straight out of the bytes the transport hands us. That costs a few integer
-operations per frame, against ~1 µs per frame for websockets' generator-based parser
-(``bench/suite.py`` shows both). Every complete message of one read goes to ``sink`` in
-one call, stamped with one receive time. Pings are answered, pongs counted, the closing
-handshake echoed; any protocol violation closes with 1002 (1009 for oversize messages).
-Outgoing frames are built with websockets' ``Frame.serialize`` (masked, as RFC 6455
-requires of clients).
+and extension checks); after it, server frames go through our own
+:class:`~engine.feed.frames.FrameReader`. This module only moves bytes: every complete
+message of one read goes to ``sink`` in one call, stamped with one receive time; pings
+are answered, pongs counted, the closing handshake echoed; a protocol violation closes
+with the reader's code (1002, or 1009 for oversize messages). Outgoing frames are built
+with websockets' ``Frame.serialize`` (masked, as RFC 6455 requires of clients).
 """
 
 from __future__ import annotations
@@ -24,23 +21,18 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-MAX_MESSAGE_BYTES = 1 << 24  # a full-book diff can exceed 1 MiB; Binance's own cap is unknown
+from engine.errors import HandshakeError
+from engine.feed.frames import (
+    MAX_MESSAGE_BYTES,
+    OP_PING,
+    OP_PONG,
+    FrameReader,
+    close_payload,
+)
+
 MAX_HANDSHAKE_BYTES = 1 << 16
 
 Sink = Callable[[list[bytes], int], None]
-
-_FIN_DATA = (0x81, 0x82)  # a whole text or binary message in one frame
-
-
-class HandshakeError(ConnectionError):
-    """The server answered the upgrade request with something other than 101."""
-
-
-class ProtocolViolation(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class WsClient(asyncio.Protocol):
@@ -62,12 +54,7 @@ class WsClient(asyncio.Protocol):
         self._open = False
         self._close_sent = False
         self._handshake = bytearray()
-        self._held: list[bytes] = []  # the start of an incomplete frame
-        self._held_len = 0
-        self._need = 0  # bytes (from the frame start) before _held can be parsed again
-        self._fragments: list[bytes] = []
-        self._fragments_len = 0
-        self._fragmented_opcode = 0
+        self.reader = FrameReader(MAX_MESSAGE_BYTES)
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -131,118 +118,33 @@ class WsClient(asyncio.Protocol):
             self.opened.set_exception(HandshakeError(reason))
         self._abort()
 
-    # -- frames ---------------------------------------------------------------------------
+    # -- frames (parsed by the sans-I/O FrameReader) -------------------------------------
 
     def _read_frames(self, data: bytes) -> None:
-        if self._held:
-            self._held.append(data)
-            self._held_len += len(data)
-            if self._held_len < self._need:
-                return
-            data = b"".join(self._held)
-            self._held.clear()
-        messages: list[bytes] = []
-        n = len(data)
-        pos = 0
-        need = 0
-        try:
-            while True:
-                left = n - pos
-                if left < 2:
-                    need = 2
-                    break
-                b1 = data[pos + 1]
-                length = b1 & 0x7F
-                if length < 126:
-                    start = pos + 2
-                elif length == 126:
-                    if left < 4:
-                        need = 4
-                        break
-                    length = data[pos + 2] << 8 | data[pos + 3]
-                    start = pos + 4
-                else:
-                    if left < 10:
-                        need = 10
-                        break
-                    length = int.from_bytes(data[pos + 2:pos + 10], "big")
-                    start = pos + 10
-                if b1 & 0x80:
-                    raise ProtocolViolation(1002, "masked frame from server")
-                if length > MAX_MESSAGE_BYTES:
-                    raise ProtocolViolation(1009, f"frame of {length} bytes exceeds limit")
-                end = start + length
-                if end > n:
-                    need = end - pos
-                    break
-                b0 = data[pos]
-                if b0 in _FIN_DATA:
-                    if self._fragmented_opcode:
-                        raise ProtocolViolation(1002, "new message inside a fragmented one")
-                    messages.append(data[start:end])
-                else:
-                    self._other_frame(b0, data[start:end], messages)
-                pos = end
-        except ProtocolViolation as exc:
-            if messages:
-                self.sink(messages, time.time_ns())
-            self._fail(exc.code, exc.reason)
-            return
-        if pos < n:
-            rest = data[pos:] if pos else data
-            self._held.append(rest)
-            self._held_len = len(rest)
-            self._need = need
+        reader = self.reader
+        messages = reader.receive(data)
         if messages:
             self.sink(messages, time.time_ns())
+        if reader.control:
+            self._on_control()
+        if reader.error is not None:
+            self._fail(reader.error.code, reader.error.reason)
 
-    def _other_frame(self, b0: int, payload: bytes, messages: list[bytes]) -> None:
-        if b0 & 0x70:
-            raise ProtocolViolation(1002, "reserved bits set (no extension negotiated)")
-        fin = b0 & 0x80
-        opcode = b0 & 0x0F
-        if opcode >= 8:  # control frames: never fragmented, payload <= 125
-            if not fin or len(payload) > 125:
-                raise ProtocolViolation(1002, "invalid control frame")
-            if opcode == 9:
+    def _on_control(self) -> None:
+        frames, self.reader.control = self.reader.control, []
+        for opcode, payload in frames:
+            if opcode == OP_PING:
                 self.pings_received += 1
                 self._send(Opcode.PONG, payload)
-            elif opcode == 10:
+            elif opcode == OP_PONG:
                 self.pongs_received += 1
-            elif opcode == 8:
-                self._on_close_frame(payload)
             else:
-                raise ProtocolViolation(1002, f"unknown opcode {opcode}")
-            return
-        if opcode in (1, 2):  # the first fragment of a message
-            if self._fragmented_opcode:
-                raise ProtocolViolation(1002, "new message inside a fragmented one")
-            self._fragmented_opcode = opcode
-            self._fragments = [payload]
-            self._fragments_len = len(payload)
-        elif opcode == 0:
-            if not self._fragmented_opcode:
-                raise ProtocolViolation(1002, "continuation without a message")
-            self._fragments.append(payload)
-            self._fragments_len += len(payload)
-            if self._fragments_len > MAX_MESSAGE_BYTES:
-                raise ProtocolViolation(1009, "fragmented message exceeds limit")
-            if fin:
-                messages.append(b"".join(self._fragments))
-                self._fragments = []
-                self._fragments_len = 0
-                self._fragmented_opcode = 0
-        else:
-            raise ProtocolViolation(1002, f"unknown opcode {opcode}")
+                self._on_close_frame(payload)
 
     def _on_close_frame(self, payload: bytes) -> None:
-        if len(payload) >= 2:
-            code = payload[0] << 8 | payload[1]
-            reason = payload[2:].decode(errors="replace")
-            self.close_reason = f"server closed ({code} {reason})".strip()
-        else:
-            code = 1005
-            self.close_reason = "server closed"
+        code, reason = close_payload(payload)
+        self.close_reason = f"server closed ({code} {reason})".strip() if code != 1005 \
+            else "server closed"
         if not self._close_sent:
             self._close_sent = True
             self._send(Opcode.CLOSE, payload[:2] if code != 1005 else b"")
@@ -312,4 +214,4 @@ async def open_ws(url: str, sink: Sink, timeout: float) -> WsClient:
     return client
 
 
-__all__ = ["Close", "HandshakeError", "WsClient", "open_ws"]
+__all__ = ["MAX_MESSAGE_BYTES", "HandshakeError", "Sink", "WsClient", "open_ws"]

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from engine.binance.weights import DEFAULT_WEIGHT_LIMIT, DEFAULT_WINDOW_S
+from engine.clock import ExchangeClock
 
 SAFETY = 0.98  # stay a little under the limit: our window edges are estimates
 
@@ -37,10 +38,10 @@ class BudgetStatus:
 
 class WeightBudget:
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, window_s: float = DEFAULT_WINDOW_S,
-                 offset_ms: float = 0.0) -> None:
+                 clock: ExchangeClock | None = None) -> None:
         self.limit = limit
         self.window_s = window_s
-        self.offset_ms = offset_ms  # exchange clock − local clock, for window edges
+        self.clock = clock or ExchangeClock()  # windows are on the exchange's minute edges
         self.used = 0
         self.spent_total = 0
         self.rate_limited = 0
@@ -61,7 +62,7 @@ class WeightBudget:
     # -- accounting -----------------------------------------------------------------------
 
     def _server_time(self) -> float:
-        return time.time() + self.offset_ms / 1000.0
+        return self.clock.now_s()
 
     def _window_now(self) -> int:
         return int(self._server_time() // self.window_s)

@@ -3,22 +3,32 @@
 Each call first acquires its weight from :class:`WeightBudget` (waiting, in priority
 order, rather than exceeding it), then reports the server's ``X-MBX-USED-WEIGHT-1M``
 back to it. A 429 or 418 blocks *all* calls until its ``Retry-After`` has passed, so one
-caller cannot turn a rate limit into an IP ban. Binance error bodies become a
-``RestError`` with the code and message.
+caller cannot turn a rate limit into an IP ban.
+
+Errors are translated once, here: whatever aiohttp, the OS or msgspec raise becomes one
+of the ``RestError`` family (``engine.errors``): ``RestUnavailable`` (no reply),
+``RestRejected`` / ``RateLimited`` / ``Banned`` (an HTTP error, with Binance's code) or
+``RestBadReply`` (a body that does not decode). Callers catch ``RestError`` and nothing
+else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeVar
 
 import aiohttp
-import msgspec
 
-from engine.rest.budget import BudgetStatus, WeightBudget
+from engine.binance.rest_rows import DECODE_ERRORS, decode_error
 from engine.binance.weights import request_weight
+from engine.errors import Banned, RateLimited, RestBadReply, RestRejected, RestUnavailable
+from engine.rest.budget import BudgetStatus, WeightBudget
 
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+T = TypeVar("T")
+Params = dict[str, str | int]
 
 
 class Priority(IntEnum):
@@ -28,21 +38,6 @@ class Priority(IntEnum):
     RESYNC = 0
     BACKFILL = 1
     POLL = 2
-
-
-class RestError(Exception):
-    """A failed call, with Binance's error code when the body had one."""
-
-    def __init__(self, status: int, code: int | None, msg: str) -> None:
-        super().__init__(f"HTTP {status}" + (f" {code}" if code is not None else "") + f": {msg}")
-        self.status = status
-        self.code = code
-        self.msg = msg
-
-
-class _ErrorBody(msgspec.Struct):
-    code: int
-    msg: str
 
 
 @dataclass
@@ -56,21 +51,18 @@ class RestClient:
     def __init__(self, base_url: str, timeout_s: float = 10.0,
                  budget: WeightBudget | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.budget = budget or WeightBudget()
         self.stats = RestStats()
         self._session: aiohttp.ClientSession | None = None
 
-    @property
-    def used_weight(self) -> int:
-        return self.budget.used
-
     def budget_status(self) -> BudgetStatus:
         return self.budget.status()
 
-    async def get(self, path: str, params: dict[str, str | int] | None = None,
+    async def get(self, path: str, params: Params | None = None,
                   priority: Priority = Priority.POLL) -> bytes:
-        """GET and return the body; raises RestError (or aiohttp/timeout errors)."""
+        """GET and return the body of a 200 reply; raises only ``RestError``\\ s."""
         weight = request_weight(path, params)
         await self.budget.acquire(weight, int(priority))
         if self._session is None:
@@ -84,23 +76,44 @@ class RestClient:
                     self.budget.note_server_used(int(used))
                 if resp.status == 200:
                     return body
-                err = _error(resp.status, body)
-                if resp.status in (418, 429):
-                    retry = _retry_after(resp.headers.get("Retry-After"))
-                    banned = resp.status == 418
-                    self.budget.block(retry, banned, f"{'IP banned' if banned else 'rate limited'}"
-                                      f" by Binance for {retry:.0f}s ({err.msg[:80]})")
-                raise err
-        except RestError as exc:
-            self.stats.errors += 1
-            self.stats.last_error = str(exc)[:200]
+                raise self._rejected(resp.status, body, resp.headers.get("Retry-After"))
+        except RestRejected as exc:
+            self._count(str(exc))
             raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if isinstance(exc, aiohttp.ClientConnectorError):
-                self.budget.refund(weight)  # never reached Binance: it cost nothing
-            self.stats.errors += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
-            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            sent = not isinstance(exc, aiohttp.ClientConnectorError)
+            if not sent:
+                self.budget.refund(weight)  # never reached the server: it cost nothing
+            error = RestUnavailable(_describe(exc, self.timeout_s), sent=sent)
+            self._count(str(error))
+            raise error from exc
+
+    async def fetch(self, path: str, params: Params | None, decode: Callable[[bytes], T],
+                    priority: Priority = Priority.POLL) -> T:
+        """GET and decode; a body that does not decode is a ``RestBadReply``."""
+        body = await self.get(path, params, priority)
+        try:
+            return decode(body)
+        except (*DECODE_ERRORS, ValueError, TypeError) as exc:
+            error = RestBadReply(f"{path}: bad reply: {exc}")
+            self._count(str(error))
+            raise error from exc
+
+    def _rejected(self, status: int, body: bytes, retry_after: str | None) -> RestRejected:
+        parsed = decode_error(body)
+        code, msg = parsed if parsed is not None else (
+            None, body[:120].decode(errors="replace") or "no body")
+        if status not in (418, 429):
+            return RestRejected(status, code, msg)
+        retry = _retry_after(retry_after)
+        banned = status == 418
+        self.budget.block(retry, banned, f"{'IP banned' if banned else 'rate limited'} by "
+                                         f"Binance for {retry:.0f}s ({msg})")
+        return (Banned if banned else RateLimited)(status, code, msg, retry)
+
+    def _count(self, error: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = error
 
     async def close(self) -> None:
         if self._session is not None:
@@ -115,9 +128,7 @@ def _retry_after(value: str | None) -> float:
         return 60.0
 
 
-def _error(status: int, body: bytes) -> RestError:
-    try:
-        err = msgspec.json.decode(body, type=_ErrorBody)
-        return RestError(status, err.code, err.msg)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return RestError(status, None, body[:120].decode(errors="replace") or "no body")
+def _describe(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no reply within {timeout_s:g}s"
+    return f"{type(exc).__name__}: {exc}"

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-import aiohttp
-import msgspec
-
-from engine.clock import SYSTEM, Clock
-from engine.rest.client import Priority, RestError
+from engine.binance.rest_rows import decode_server_time
+from engine.clock import SYSTEM, Clock, ExchangeClock
+from engine.errors import RestError
+from engine.rest.client import Params, Priority
 from engine.tasks import cancel_and_wait
 
 log = logging.getLogger("binance_live.clock_sync")
@@ -33,16 +32,12 @@ RETRY_AFTER_FAILURE_S = 10.0  # a failed sync is retried sooner than the regular
 TIME_PATH = "/api/v3/time"  # weight 1
 
 
-class _ServerTime(msgspec.Struct):
-    serverTime: int  # noqa: N815 - wire key
+T = TypeVar("T")
 
 
-_decode_time = msgspec.json.Decoder(_ServerTime).decode
-
-
-class _Getter(Protocol):
-    async def get(self, path: str, params: dict[str, str | int] | None = None,
-                  priority: Priority = Priority.POLL) -> bytes: ...
+class _Fetcher(Protocol):
+    async def fetch(self, path: str, params: Params | None, decode: Callable[[bytes], T],
+                    priority: Priority = Priority.POLL) -> T: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +74,17 @@ class ClockStatus:
 
 
 class ClockSync:
-    """Keeps ``offset_ms`` (exchange clock − local clock) fresh through a shared RestClient."""
+    """Keeps ``exchange.offset_ms`` (exchange clock − local clock) fresh through a shared
+    RestClient: every user of :class:`~engine.clock.ExchangeClock` sees the new offset."""
 
-    def __init__(self, rest: _Getter, interval_s: float = 300.0,
-                 samples: int = SAMPLES_PER_SYNC, clock: Clock = SYSTEM) -> None:
+    def __init__(self, rest: _Fetcher, interval_s: float = 300.0,
+                 samples: int = SAMPLES_PER_SYNC, clock: Clock = SYSTEM,
+                 exchange: ExchangeClock | None = None) -> None:
         self.rest = rest
         self.interval_s = interval_s
         self.samples = samples
         self.clock = clock
+        self.exchange = exchange or ExchangeClock(clock)
         self.best: ClockSample | None = None
         self.syncs = 0
         self.failures = 0
@@ -105,9 +103,10 @@ class ClockSync:
 
     async def sample(self) -> ClockSample:
         t0 = self.clock.time_ns()
-        body = await self.rest.get(TIME_PATH, priority=Priority.BACKFILL)
+        server_ms = await self.rest.fetch(TIME_PATH, None, decode_server_time,
+                                          priority=Priority.BACKFILL)
         t1 = self.clock.time_ns()
-        return ClockSample(t0 / 1e6, _decode_time(body).serverTime, t1 / 1e6)
+        return ClockSample(t0 / 1e6, server_ms, t1 / 1e6)
 
     async def sync_once(self) -> ClockSample | None:
         """Take the samples, adopt the best; a sync with no usable sample counts as a failure."""
@@ -115,15 +114,15 @@ class ClockSync:
         for _ in range(self.samples):
             try:
                 got.append(await self.sample())
-            except (RestError, aiohttp.ClientError, TimeoutError, msgspec.DecodeError,
-                    msgspec.ValidationError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+            except RestError as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
         best = best_sample(got)
         if best is None:
             self.failures += 1
             log.warning("clock sync failed: %s", self.last_error)
             return None
         self.best = best
+        self.exchange.offset_ms = best.offset_ms
         self.syncs += 1
         self._synced_at = self.clock.monotonic()
         return best

@@ -4,21 +4,23 @@ On the loop, each event is appended to an in-memory column buffer (an ``inline``
 consumer: no queue, so nothing can be dropped). Every ``flush_interval_s`` (or sooner,
 after ``flush_rows`` rows) the buffers are swapped out in O(1) and handed to one
 writer thread, which builds the Arrow tables, appends them to the open segments
-(``engine/segments.py``), and rotates segments by hour (``rotate_minutes``), by UTC
-date and by size (``rotate_mb``). Stopping flushes everything and finishes every file.
+(``engine/storage/segments.py``), and rotates segments by hour (``rotate_minutes``), by
+UTC date and by size (``rotate_mb``). Stopping flushes everything and finishes every file.
 
 Durability: Ctrl-C/SIGTERM lose nothing. After kill -9, every finished file is intact
 and rows already flushed to an open segment are recovered into a finished file at the
 next start; only rows still in memory (at most one flush interval) are lost. A write
 error (disk full, permission denied) puts the recorder in the ``failed`` state with the
 error visible in status; streaming continues and further rows are counted as dropped.
+
+Threads: the writer thread only writes files and reports what happened; every state
+change (and so every bus subscription change) happens on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,17 +32,18 @@ import pyarrow.compute as pc
 
 from engine.bus import Bus, Consumer, Mode
 from engine.clock import SYSTEM, Clock
-from engine.config.settings import Storage
-from engine.storage.layout import EVENTS_DIR, RAW_DIR, file_name, in_progress_path, partition_dir
-from engine.events import Event, FeedEvent
-from engine.storage.schemas import EVENTS_SCHEMA, NS, RAW_SCHEMA, RECORDED_TYPES, ColumnBuffer
+from engine.config import Storage
+from engine.events import Ledger, LedgerEntry
+from engine.storage.layout import LEDGER_DIR, RAW_DIR, file_name, in_progress_path, partition_dir
+from engine.storage.schemas import LEDGER_SCHEMA, NS, RAW_SCHEMA, RECORDED_TYPES, ColumnBuffer
 from engine.storage.segments import Segment, SegmentResult, recover
-from engine.tasks import cancel_and_wait
+from engine.tasks import TaskSet
 
 log = logging.getLogger("binance_live.recorder")
 
 NS_PER_S = 1_000_000_000
 DAY_NS = 86_400 * NS_PER_S
+MAX_DETAIL = 500  # characters of a ledger detail
 
 
 class RecorderState(StrEnum):
@@ -51,7 +54,7 @@ class RecorderState(StrEnum):
 
 @dataclass(frozen=True)
 class RecorderStatus:
-    state: str
+    state: RecorderState
     directory: str
     rows_written: int  # rows handed to files (open segments included)
     rows_pending: int  # rows in memory, not yet flushed
@@ -63,10 +66,10 @@ class RecorderStatus:
     raw: bool
 
 
-class FeedBuffer:
-    """Column buffer for the continuity ledger (``_events``)."""
+class LedgerBuffer:
+    """Column buffer for the continuity ledger (``_ledger``)."""
 
-    schema = EVENTS_SCHEMA
+    schema = LEDGER_SCHEMA
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
@@ -74,9 +77,10 @@ class FeedBuffer:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def append(self, e: FeedEvent, seq: int = 0) -> None:
-        self.rows.append((e.recv_ns, e.conn, seq, e.what, e.stream, e.symbol, e.first_missing,
-                          e.last_good, e.start_ns, e.end_ns, e.detail, e.last_missing))
+    def append(self, e: LedgerEntry, seq: int = 0) -> None:
+        self.rows.append((e.recv_ns, e.conn, seq, str(e.what), e.stream, e.symbol,
+                          e.first_missing, e.last_good, e.start_ns, e.end_ns, e.detail,
+                          e.last_missing))
 
     def recv_times(self) -> list[int]:
         return [r[0] for r in self.rows]
@@ -95,6 +99,9 @@ class RawBuffer:
     schema = RAW_SCHEMA
 
     def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
         self.recv: list[int] = []
         self.conn: list[int] = []
         self.seq: list[int] = []
@@ -111,13 +118,22 @@ class RawBuffer:
             [pa.array(self.recv, NS), pa.array(self.conn, pa.int64()),
              pa.array(self.seq, pa.int64()), pa.array(self.frames, pa.binary())],
             schema=self.schema)
-        self.__init__()  # type: ignore[misc]
+        self._clear()
         return table
 
 
-Buffer = ColumnBuffer | FeedBuffer | RawBuffer
+Buffer = ColumnBuffer | LedgerBuffer | RawBuffer
 _ID_COLUMNS = {"trade": "trade_id", "aggTrade": "agg_id"}
 Key = tuple[str, str]  # (kind folder, symbol or "")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What the writer thread reports when a write failed (handled on the loop)."""
+
+    message: str
+    since_ns: int  # receive time of the first row not written (0: unknown)
+    rows_lost: int
 
 
 class Recorder:
@@ -133,7 +149,7 @@ class Recorder:
         self.rows_dropped = 0
         self._failed_at_ns = 0  # when the current failure began (ledgered at the retry)
         # the largest trade/aggTrade id on disk per (kind, symbol): after a storage
-        # failure the engine refetches what the recorder dropped (engine.set_recording)
+        # failure the ids the recorder dropped are fetched again (engine.live)
         self.written_max: dict[Key, int] = {}
         self._dropped_before_fail = 0
         self.files_finished = 0
@@ -143,12 +159,13 @@ class Recorder:
         self._pending = 0
         self._seq = 0
         self._raw_seq = 0
-        self._segments: dict[Key, tuple[Segment, int]] = {}  # key -> (segment, rotation bucket)
+        self._segments: dict[Key, tuple[Segment, tuple[int, int]]] = {}  # key -> (seg, bucket)
+        self._writer_failed = False  # writer thread: drop batches until recording resumes
         self._names = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
-        self._inflight: list[Future[None]] = []
+        self._inflight: list[Future[_Failure | None]] = []
         self._flush_soon: asyncio.Handle | None = None
-        self._timer: asyncio.Task[None] | None = None
+        self._tasks = TaskSet("recorder")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rotate_ns = int(storage.rotate_minutes * 60 * NS_PER_S)
         self._rotate_bytes = int(storage.rotate_mb * 1024 * 1024)
@@ -159,20 +176,20 @@ class Recorder:
         """Take events from ``bus`` while recording (or failed: drops are counted); while
         off the recorder is not subscribed at all, so it costs the feed nothing."""
         self._bus = bus
-        self.state = self._state
+        self._set_state(self._state)
 
     @property
     def state(self) -> RecorderState:
         return self._state
 
-    @state.setter
-    def state(self, value: RecorderState) -> None:
+    def _set_state(self, value: RecorderState) -> None:
+        """The only place the state changes; on the event loop (bus subscriptions)."""
         self._state = value
         bus = self._bus
         if bus is None:
             return
         if value is not RecorderState.OFF and self._consumer is None:
-            self._consumer = bus.subscribe(self.on_event, kinds=[*RECORDED_TYPES, FeedEvent],
+            self._consumer = bus.subscribe(self.on_event, kinds=[*RECORDED_TYPES, LedgerEntry],
                                            name="recorder", mode=Mode.INLINE)
         elif value is RecorderState.OFF and self._consumer is not None:
             bus.unsubscribe(self._consumer)
@@ -184,59 +201,64 @@ class Recorder:
         try:
             results = await self._loop.run_in_executor(self._executor, recover, self.root)
         except OSError as exc:
-            self._fail(f"recovery in {self.root} failed: {exc}")
+            self._fail(_Failure(f"recovery in {self.root} failed: {exc}", 0, 0))
             results = []
         self.recovered_rows = sum(r.rows for r in results)
         self._note_finished(results)
         if enabled and self.state is not RecorderState.FAILED:
-            self.state = RecorderState.RECORDING
-        self._timer = self._loop.create_task(self._flush_forever(), name="recorder-flush")
+            self._set_state(RecorderState.RECORDING)
+        self._tasks.spawn(self._flush_forever(), name="recorder-flush")
 
     async def stop(self) -> None:
         """Flush every row and finish every file (the Ctrl-C path)."""
-        await cancel_and_wait(self._timer)
+        await self._tasks.close()
         await self.close_files()
-        self.state = RecorderState.OFF if self.state is not RecorderState.FAILED else self.state
+        if self.state is not RecorderState.FAILED:
+            self._set_state(RecorderState.OFF)
         self._executor.shutdown(wait=True)
 
     async def set_enabled(self, on: bool) -> None:
         """The runtime toggle: off finishes the open files; on (re)starts, also after a failure."""
         if on:
             was_failed = self.state is RecorderState.FAILED
-            error, self.last_error = self.last_error, "" if was_failed else self.last_error
-            self.state = RecorderState.RECORDING
+            error = self.last_error
+            if was_failed:
+                self.last_error = ""
+                self._writer_failed = False  # later batches are written again
+            self._set_state(RecorderState.RECORDING)
             if was_failed:  # the window the recording misses goes into the ledger
                 now = self.clock.time_ns()
-                self.on_event(FeedEvent(
-                    what="recorder_failed", start_ns=self._failed_at_ns, end_ns=now,
+                self.on_event(LedgerEntry(
+                    what=Ledger.RECORDER_FAILED, start_ns=self._failed_at_ns, end_ns=now,
                     recv_ns=now, detail=f"{self.rows_dropped - self._dropped_before_fail} "
-                                        f"rows not recorded: {error}"[:500]))
+                                        f"rows not recorded: {error}"[:MAX_DETAIL]))
         else:
-            self.state = RecorderState.OFF  # first: rows arriving from now on are not taken
+            self._set_state(RecorderState.OFF)  # first: rows arriving from now on are not taken
             await self.close_files()
 
     # -- hot path (event loop) ------------------------------------------------------------
 
     def on_event(self, event: Any) -> None:
-        if self.state is not RecorderState.RECORDING:
-            if self.state is RecorderState.FAILED:
+        if self._state is not RecorderState.RECORDING:
+            if self._state is RecorderState.FAILED:
                 self.rows_dropped += 1
             return
         typ = type(event)
-        if typ is FeedEvent:
-            key: Key = (EVENTS_DIR, "")
+        if typ is LedgerEntry:
+            key: Key = (LEDGER_DIR, "")
         else:
             key = (typ.kind, event.symbol)
         buf = self._buffers.get(key)
         if buf is None:
-            buf = self._buffers[key] = FeedBuffer() if typ is FeedEvent else ColumnBuffer(typ)
+            buf = self._buffers[key] = LedgerBuffer() if typ is LedgerEntry \
+                else ColumnBuffer(typ)
         self._seq += 1
         buf.append(event, self._seq)
         self._count_pending()
 
     def on_raw(self, frames: list[bytes], recv_ns: int, conn: int) -> None:
-        """StreamManager raw tap: every frame as received (only when ``storage.raw``)."""
-        if self.state is not RecorderState.RECORDING:
+        """The receive path's raw tap: every frame as received (only when ``storage.raw``)."""
+        if self._state is not RecorderState.RECORDING:
             return
         buf = self._buffers.get((RAW_DIR, ""))
         if buf is None:
@@ -256,43 +278,69 @@ class Recorder:
                 and self._loop is not None:
             self._flush_soon = self._loop.call_soon(self.flush)
 
-    # -- flushing -------------------------------------------------------------------------
+    # -- flushing (event loop side) --------------------------------------------------------
 
-    def flush(self) -> Future[None] | None:
+    def flush(self) -> Future[_Failure | None] | None:
         """Swap the buffers out (O(1) on the loop) and write them in the writer thread."""
         self._flush_soon = None
         batches, self._buffers, self._pending = self._buffers, {}, 0
         if self.state is RecorderState.FAILED:
             self.rows_dropped += sum(len(b) for b in batches.values())
             return None
-        self._inflight = [f for f in self._inflight if not f.done()]
-        future = self._executor.submit(self._write, batches, self.clock.time_ns())
+        return self._submit(self._write, batches, self.clock.time_ns())
+
+    def _submit(self, job: Any, *args: Any) -> Future[_Failure | None]:
+        """Run ``job`` in the writer thread; its outcome is handled back on the loop."""
+        future: Future[_Failure | None] = self._executor.submit(job, *args)
         self._inflight.append(future)
+        loop = self._loop
+        if loop is not None:
+            future.add_done_callback(lambda f: _call_soon(loop, self._done, f))
         return future
 
+    def _done(self, future: Future[_Failure | None]) -> None:
+        """On the loop: a writer job ended; a failure it reports stops the recording."""
+        if future not in self._inflight:
+            return  # handled already (by drain)
+        self._inflight.remove(future)
+        failure = future.result()
+        if failure is not None:
+            self._fail(failure)
+
     async def drain(self) -> None:
-        """Wait until everything flushed so far is on disk."""
+        """Wait until everything flushed so far is on disk (failures handled here)."""
         for future in list(self._inflight):
             await asyncio.wrap_future(future)
-        self._inflight = [f for f in self._inflight if not f.done()]
+            self._done(future)
 
     async def close_files(self) -> None:
         self.flush()
+        self._submit(self._close_all)
         await self.drain()
-        future = self._executor.submit(self._close_all)
-        await asyncio.wrap_future(future)
 
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.flush_interval_s)
             self.flush()
 
+    def _fail(self, failure: _Failure) -> None:
+        """Stop recording (on the loop): the writer reported ``failure``."""
+        self.rows_dropped += failure.rows_lost
+        if self.state is not RecorderState.FAILED:
+            log.error("recording stopped: %s", failure.message)
+            self._failed_at_ns = failure.since_ns or self.clock.time_ns()
+            self._dropped_before_fail = self.rows_dropped - failure.rows_lost
+        self.last_error = failure.message
+        self._set_state(RecorderState.FAILED)
+
     # -- writer thread ----------------------------------------------------------------------
 
-    def _write(self, batches: dict[Key, Buffer], now_ns: int) -> None:
+    def _write(self, batches: dict[Key, Buffer], now_ns: int) -> _Failure | None:
         recvs = {key: buf.recv_times() for key, buf in batches.items() if len(buf)}
         total = sum(len(r) for r in recvs.values())
         since = min((r[0] for r in recvs.values()), default=0)
+        if self._writer_failed:  # failed earlier; the loop has not heard yet
+            return _Failure(self.last_error or "recording failed", since, total)
         done = 0
         try:
             for key, recv in recvs.items():
@@ -304,8 +352,15 @@ class Recorder:
                     done += part.num_rows
             self._close_idle(now_ns)
         except (OSError, pa.ArrowException) as exc:
-            self._fail(f"writing to {self.root} failed: {exc}", since)
-            self.rows_dropped += total - done  # the batch that hit the error
+            return self._broken(f"writing to {self.root} failed: {exc}", since, total - done)
+        return None
+
+    def _broken(self, message: str, since_ns: int, rows_lost: int) -> _Failure:
+        self._writer_failed = True
+        for seg, _ in self._segments.values():
+            seg.abandon()  # kept on disk for recovery at the next start
+        self._segments.clear()
+        return _Failure(message, since_ns, rows_lost)
 
     def _append(self, key: Key, schema: pa.Schema, table: pa.Table, first_ns: int) -> None:
         bucket = _bucket(first_ns, self._rotate_ns)
@@ -353,34 +408,30 @@ class Recorder:
         for key in [k for k, (_, b) in self._segments.items() if b < bucket]:
             self._finish(key)
 
-    def _close_all(self) -> None:
+    def _close_all(self) -> _Failure | None:
         try:
             for key in list(self._segments):
                 self._finish(key)
         except (OSError, pa.ArrowException) as exc:
-            self._fail(f"finishing files in {self.root} failed: {exc}")
-
-    def _fail(self, message: str, since_ns: int = 0) -> None:
-        """Stop recording; ``since_ns``: receive time of the first row not written."""
-        if self.state is not RecorderState.FAILED:
-            log.error("recording stopped: %s", message)
-            self._failed_at_ns = since_ns or self.clock.time_ns()
-            self._dropped_before_fail = self.rows_dropped
-        self.state = RecorderState.FAILED
-        self.last_error = message
-        for seg, _ in self._segments.values():
-            seg.abandon()  # kept on disk for recovery at the next start
-        self._segments.clear()
+            return self._broken(f"finishing files in {self.root} failed: {exc}", 0, 0)
+        return None
 
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> RecorderStatus:
         open_bytes = sum(seg.bytes for seg, _ in list(self._segments.values()))
         return RecorderStatus(
-            state=self.state.value, directory=str(self.root), rows_written=self.rows_written,
+            state=self.state, directory=str(self.root), rows_written=self.rows_written,
             rows_pending=self._pending, rows_dropped=self.rows_dropped,
             files_finished=self.files_finished, bytes_written=self.bytes_finished + open_bytes,
             recovered_rows=self.recovered_rows, last_error=self.last_error, raw=self.cfg.raw)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is gone (interpreter exit): nobody is left to tell
+        pass
 
 
 def _bucket(ns: int, rotate_ns: int) -> tuple[int, int]:
@@ -402,5 +453,4 @@ def _split(table: pa.Table, recv: list[int], rotate_ns: int) -> list[tuple[pa.Ta
             for _, idx in sorted(groups.items())]
 
 
-RawTap = Callable[[list[bytes], int, int], None]
-__all__ = ["Event", "Recorder", "RecorderState", "RecorderStatus"]
+__all__ = ["LedgerBuffer", "Recorder", "RecorderState", "RecorderStatus"]

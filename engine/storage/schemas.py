@@ -1,6 +1,6 @@
 """One explicit Arrow schema per stream type, and columnar buffers that fill them.
 
-The single place that decides how an event becomes a Parquet row (issue 3): ids are
+The single place that decides how an event becomes a Parquet row: ids are
 int64, exchange times ``timestamp[ms, UTC]``, prices and quantities float64, flags bool,
 depth levels ``list<struct<price, qty>>``; every row also carries the local receive
 time (``timestamp[ns, UTC]``) and the connection id. Bump ``SCHEMA_VERSION`` on any
@@ -29,7 +29,7 @@ from engine.events import (
     Trade,
 )
 
-SCHEMA_VERSION = 2  # 2: trade/aggTrade/kline gained `backfilled`
+SCHEMA_VERSION = 3  # 2: trade/aggTrade/kline gained `backfilled`; 3: _events is _ledger
 
 MS = pa.timestamp("ms", tz="UTC")
 NS = pa.timestamp("ns", tz="UTC")
@@ -128,7 +128,7 @@ RAW_SCHEMA = pa.schema(
      pa.field("seq", pa.int64(), nullable=False), pa.field("frame", pa.binary(), nullable=False)],
     metadata={"binance_live.schema_version": str(SCHEMA_VERSION), "binance_live.stream": "raw"})
 
-EVENTS_SCHEMA = pa.schema(
+LEDGER_SCHEMA = pa.schema(
     [pa.field("recv_time", NS, nullable=False), pa.field("conn_id", pa.int64(), nullable=False),
      pa.field("seq", pa.int64(), nullable=False), pa.field("what", pa.string(), nullable=False),
      pa.field("stream", pa.string(), nullable=False),
@@ -139,7 +139,7 @@ EVENTS_SCHEMA = pa.schema(
      pa.field("detail", pa.string(), nullable=False),
      pa.field("last_missing", pa.int64(), nullable=False)],
     metadata={"binance_live.schema_version": str(SCHEMA_VERSION),
-              "binance_live.stream": "_events"})
+              "binance_live.stream": "_ledger"})
 
 RECORDED_TYPES: tuple[type[Event], ...] = tuple(_COLUMNS)
 

@@ -7,7 +7,7 @@ correction, the stale verdict — happens only when a UI pulls the status, and t
 percentiles are cached briefly so a 15 Hz UI does not sort every frame.
 
 Latency = local receive − (E − offset), where offset = exchange clock − local clock
-(:mod:`engine.clock_sync`): E − offset is the event time on our clock. The raw
+(:mod:`engine.rest.clock_sync`): E − offset is the event time on our clock. The raw
 ``recv − E`` is stored uncorrected and the *current* offset is added on pull, so samples
 received before the first clock sync are corrected too, and a re-sync re-corrects the
 whole window (drift between syncs is negligible).
@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.binance.streams import StreamRef
+from engine.bus import Bus, Mode
 from engine.events import (
     EVENT_TYPES_BY_KIND,
     AggTrade,
@@ -38,7 +40,7 @@ from engine.events import (
     PartialDepth,
     Trade,
 )
-from engine.binance.streams import StreamRef
+from engine.subscription import Change
 
 LATENCY_WINDOW = 2048  # latency samples kept per stream
 GAP_WINDOW = 512  # inter-arrival gaps kept per stream
@@ -106,6 +108,7 @@ class HealthReport:
 
 _BACKFILLABLE = frozenset((Trade, AggTrade, Kline))  # the types with a `backfilled` flag
 
+
 class HealthMonitor:
     """Feed it every stream event inline (:meth:`on_event`); pull :meth:`report` per stream."""
 
@@ -120,6 +123,14 @@ class HealthMonitor:
         self.stale_floor_s = stale_floor_s
         self._tracks: dict[tuple[type, str], _Track] = {}
         self._since: dict[str, int] = {}  # stream name → wall ns it was (re)enabled
+
+    def attach(self, bus: Bus) -> None:
+        bus.subscribe(self.on_event, kinds=self.KINDS, name="health", mode=Mode.INLINE)
+
+    def on_change(self, change: Change) -> None:
+        """Subscription listener: streams just subscribed start their silence clock."""
+        if change.added:
+            self.watch(change.added)
 
     # -- receive path (inline consumer) -----------------------------------------------
 

@@ -6,16 +6,19 @@ candles per kline interval, the latest partial depth and mini ticker. The per-me
 work is a dict lookup and an append; every panel has its own change counter (``*_seq``)
 so a widget repaints only when its counter moved. No Textual, no Rich: the headless
 runner and scripts can read the same state.
+
+What a UI decides (which trade is "large", how many levels to show) is not decided
+here: each tape row carries the rolling median notional at its arrival, so a UI's rule
+is applied exactly as if it had been applied then.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
-import msgspec
-
+from engine.bus import Bus, Mode
 from engine.events import (
     AggTrade,
     BookTicker,
@@ -23,94 +26,30 @@ from engine.events import (
     Kline,
     MiniTicker,
     PartialDepth,
-    RestKline,
     Trade,
 )
-from engine.rest.client import Priority
-
-if TYPE_CHECKING:
-    from engine.rest.client import RestClient
+from engine.subscription import Change, Subscription
+from engine.view.candles import CANDLES_MAXLEN, Candle, CandleSeries
 
 TRADES_MAXLEN = 1000
-CANDLES_MAXLEN = 500
 MEDIAN_WINDOW = 500  # trades the rolling median notional is taken over
-MEDIAN_MIN_SAMPLES = 20  # the multiple rule is off until this many trades were seen
+MEDIAN_MIN_SAMPLES = 20  # no median (0) until this many trades were seen
 MEDIAN_EVERY = 256  # recompute the median every N trades (sorting per trade is wasteful)
 
 
 class TapeTrade(NamedTuple):
-    """One row of the trade tape; ``large`` is decided when the trade arrives."""
+    """One row of the trade tape."""
 
     time_ms: int
     price: float
     qty: float
     notional: float
     buyer_is_maker: bool  # True: the seller hit the bid (sell aggressor)
-    large: bool
+    median_notional: float  # the rolling median when it arrived (0: not known yet)
     trade_id: int
 
 
 _new_tape_trade = tuple.__new__
-
-
-class Candle(msgspec.Struct, gc=False):
-    """One OHLCV bar. Never mutated once stored (a live update stores a new one), so a
-    UI snapshot of the bars stays as it was."""
-
-    open_time: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    closed: bool
-
-
-class CandleSeries:
-    """Bars of one (symbol, interval), keyed by open time, oldest first, bounded."""
-
-    def __init__(self, maxlen: int = CANDLES_MAXLEN) -> None:
-        self.maxlen = maxlen
-        self.bars: dict[int, Candle] = {}
-        self._last_open = -1
-
-    def __len__(self) -> int:
-        return len(self.bars)
-
-    def upsert(self, bar: Candle) -> None:
-        """Insert or replace a bar; an out-of-order one (rare) re-sorts the series."""
-        bars = self.bars
-        bars[bar.open_time] = bar
-        if bar.open_time > self._last_open:
-            self._last_open = bar.open_time
-        elif len(bars) > 1 and next(reversed(bars)) != self._last_open:
-            self._resort()
-        while len(bars) > self.maxlen:
-            del bars[next(iter(bars))]
-
-    def merge_history(self, history: list[Candle]) -> int:
-        """Add REST history: bars already received live win, except that a closed REST
-        bar replaces a live bar still marked open. Returns the bars added or replaced."""
-        bars = self.bars
-        changed = 0
-        for bar in history:
-            have = bars.get(bar.open_time)
-            if have is None or (bar.closed and not have.closed):
-                bars[bar.open_time] = bar
-                changed += 1
-        self._resort()
-        while len(bars) > self.maxlen:
-            del bars[next(iter(bars))]
-        return changed
-
-    def _resort(self) -> None:
-        self.bars = dict(sorted(self.bars.items()))
-        self._last_open = next(reversed(self.bars)) if self.bars else -1
-
-    def last(self, n: int | None = None) -> list[Candle]:
-        """The newest ``n`` bars (all when None), oldest first."""
-        values = list(self.bars.values())
-        return values if n is None or n >= len(values) else values[len(values) - n:]
 
 
 @dataclass(eq=False)
@@ -133,8 +72,8 @@ class SymbolState:
     mini_seq: int = 0
     median_notional: float = 0.0  # rolling median of recent trade notionals; 0 = not yet
     trade_seen: bool = False  # a raw trade arrived since the trade source last changed
-    _notionals: deque[float] = field(default_factory=lambda: deque(maxlen=MEDIAN_WINDOW))
-    _since_median: int = 0
+    notionals: deque[float] = field(default_factory=lambda: deque(maxlen=MEDIAN_WINDOW))
+    since_median: int = 0
 
     def series(self, interval: str) -> CandleSeries | None:
         return self.candles.get(interval)
@@ -143,31 +82,34 @@ class SymbolState:
 class MarketState:
     """Per-symbol market state fed by the bus, read by UIs on a timer.
 
-    ``large_notional`` (> 0) marks a trade large at that absolute notional;
-    ``large_multiple`` (> 0) marks it large at that multiple of the rolling median
-    notional. Either rule is off at 0. ``interval`` is the kline interval the UI shows
-    (the engine keeps it current when the interval is switched).
+    The symbols, the kline interval shown and whether raw trades feed the tape come from
+    the one :class:`~engine.subscription.Subscription`.
     """
 
     KINDS: ClassVar[tuple[type[Event], ...]] = (
         Trade, AggTrade, Kline, BookTicker, PartialDepth, MiniTicker)
 
-    def __init__(self, symbols: tuple[str, ...] | list[str] = (), *, interval: str = "1m",
-                 large_notional: float = 0.0, large_multiple: float = 10.0,
-                 trades_maxlen: int = TRADES_MAXLEN, candles_maxlen: int = CANDLES_MAXLEN,
-                 prefer_trade: bool = True) -> None:
-        self.interval = interval
-        self.large_notional = large_notional
-        self.large_multiple = large_multiple
+    def __init__(self, subscription: Subscription, *, trades_maxlen: int = TRADES_MAXLEN,
+                 candles_maxlen: int = CANDLES_MAXLEN) -> None:
+        self.subscription = subscription
         self.trades_maxlen = trades_maxlen
         self.candles_maxlen = candles_maxlen
-        self.prefer_trade = prefer_trade
+        self.prefer_trade = subscription.on("trade")  # kept in step by on_change
         self.symbols: dict[str, SymbolState] = {}
-        for sym in symbols:
+        for sym in subscription.symbols:
             self.symbol(sym)
         self._handlers = {Trade: self._on_trade, AggTrade: self._on_agg_trade,
                           Kline: self._on_kline, BookTicker: self._on_book_ticker,
                           PartialDepth: self._on_depth, MiniTicker: self._on_mini}
+        subscription.listen(self.on_change)
+
+    def attach(self, bus: Bus) -> None:
+        bus.subscribe(self.on_event, kinds=self.KINDS, name="market", mode=Mode.INLINE)
+
+    @property
+    def interval(self) -> str:
+        """The kline interval the chart shows (the subscription's)."""
+        return self.subscription.interval
 
     # -- access ---------------------------------------------------------------------------
 
@@ -210,7 +152,15 @@ class MarketState:
         trades = st.trades
         return [trades[-1 - i] for i in range(min(n, len(trades)))]
 
-    # -- control (engine side) ------------------------------------------------------------
+    # -- subscription changes -------------------------------------------------------------
+
+    def on_change(self, change: Change) -> None:
+        if change.symbol:
+            self.symbol(change.symbol)
+        if change.kind == "trade":
+            self.use_trade_stream(self.subscription.on("trade"))
+        if change.interval:
+            self._show_interval(change.interval, change.old_interval)
 
     def use_trade_stream(self, on: bool) -> None:
         """Take the tape from raw trades (``on``) or from aggTrades (trade stream off).
@@ -223,17 +173,13 @@ class MarketState:
             for st in self.symbols.values():
                 st.trade_seen = False
 
-    def set_interval(self, interval: str) -> None:
-        """Show ``interval``; its bars start empty (history comes from the backfill)."""
-        self.interval = interval
+    def _show_interval(self, interval: str, old: str) -> None:
+        """The chart moves to ``interval``: its bars start empty (history comes from REST),
+        and the bars of ``old`` are forgotten (they would only go stale)."""
         for st in self.symbols.values():
             st.candles.pop(interval, None)
+            st.candles.pop(old, None)
             st.candles_seq += 1
-
-    def drop_interval(self, interval: str) -> None:
-        """Forget the bars of an interval no longer shown (they would only go stale)."""
-        for st in self.symbols.values():
-            st.candles.pop(interval, None)
 
     def load_candles(self, symbol: str, interval: str, history: list[Candle]) -> int:
         """Merge REST history into the bars; returns how many were added or replaced."""
@@ -250,7 +196,7 @@ class MarketState:
     def on_event(self, event: Event) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(event)  # type: ignore[operator]
+            handler(event)  # type: ignore[operator]  # the handler takes exactly this type
 
     def _on_trade(self, ev: Trade) -> None:
         if not self.prefer_trade or ev.backfilled:  # the tape shows the live feed only
@@ -272,22 +218,14 @@ class MarketState:
         notional = price * qty
         # tuple.__new__: a NamedTuple's own __new__ is a Python function (~0.3 µs a trade)
         st.trades.append(_new_tape_trade(TapeTrade, (
-            time_ms, price, qty, notional, buyer_is_maker,
-            self.is_large(notional, st.median_notional), trade_id)))
+            time_ms, price, qty, notional, buyer_is_maker, st.median_notional, trade_id)))
         st.trades_seq += 1
-        st._notionals.append(notional)
-        st._since_median += 1
-        if st._since_median >= MEDIAN_EVERY or (
-                not st.median_notional and len(st._notionals) >= MEDIAN_MIN_SAMPLES):
-            st.median_notional = median(st._notionals)
-            st._since_median = 0
-
-    def is_large(self, notional: float, median_notional: float) -> bool:
-        """The large-trade rule: over the absolute threshold, or a multiple of the median."""
-        if self.large_notional > 0 and notional >= self.large_notional:
-            return True
-        return (self.large_multiple > 0 and median_notional > 0
-                and notional >= self.large_multiple * median_notional)
+        st.notionals.append(notional)
+        st.since_median += 1
+        if st.since_median >= MEDIAN_EVERY or (
+                not st.median_notional and len(st.notionals) >= MEDIAN_MIN_SAMPLES):
+            st.median_notional = median(st.notionals)
+            st.since_median = 0
 
     def _on_kline(self, ev: Kline) -> None:
         b = ev.bar
@@ -331,22 +269,4 @@ def median(values: deque[float] | list[float]) -> float:
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-# -- REST history ------------------------------------------------------------------------
-
-
-
-_klines_decoder = msgspec.json.Decoder(list[RestKline], strict=False)
-
-
-def parse_klines(body: bytes, now_ms: int) -> list[Candle]:
-    """Bars from a REST klines reply; a bar whose close time is not past is still live."""
-    return [Candle(r.open_time, r.open, r.high, r.low, r.close, r.volume, r.close_time < now_ms)
-            for r in _klines_decoder.decode(body)]
-
-
-async def fetch_klines(rest: RestClient, symbol: str, interval: str, limit: int,
-                       now_ms: int) -> list[Candle]:
-    """The last ``limit`` bars of ``symbol`` at backfill priority (never before a resync)."""
-    body = await rest.get("/api/v3/klines", {"symbol": symbol, "interval": interval,
-                                             "limit": limit}, priority=Priority.BACKFILL)
-    return parse_klines(body, now_ms)
+__all__ = ["Candle", "CandleSeries", "MarketState", "SymbolState", "TapeTrade", "median"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.book.local_book import LocalBook
 from engine.engine import Engine
-from engine.events import BookTop, FeedEvent
+from engine.events import BookTop, LedgerEntry
 from engine.exchange import ExchangeConfig, LocalExchange
 from engine.exchange.market import ASK, BID
 from tests.helpers import settings_for, wait_until
@@ -22,7 +22,7 @@ AUDIT = [("order_book.enabled", True), ("order_book.limit", 100),
 def start_engine(ex: LocalExchange, *extra: tuple[str, Any]) -> tuple[Engine, list[Any]]:
     engine = Engine(settings_for(ex, *DIFFS, *extra))
     seen: list[Any] = []
-    engine.bus.subscribe(seen.append, kinds=[FeedEvent, BookTop], name="seen", mode="inline")
+    engine.bus.subscribe(seen.append, kinds=[LedgerEntry, BookTop], name="seen", mode="inline")
     return engine, seen
 
 
@@ -60,7 +60,7 @@ async def test_snapshot_before_bridging_diff_then_thousands_of_changes_exact() -
         ex.resume()
         await wait_until(lambda: market.update_id - start > 5000, 10, "thousands of changes")
         await caught_up(ex, book)
-        keeper = engine.book_keeper
+        keeper = engine.live.book_keeper
         assert keeper is not None
         await wait_until(lambda: keeper.audits_ok >= 3, 10, "audits")
         await engine.stop()
@@ -90,7 +90,7 @@ async def test_bridging_diff_before_slow_snapshot_then_exact() -> None:
         market = ex.market("BTCUSDT")
         start = market.update_id
         await wait_until(lambda: market.update_id - start > 5000, 10, "thousands of changes")
-        keeper = engine.book_keeper
+        keeper = engine.live.book_keeper
         assert keeper is not None
         await wait_until(lambda: keeper.audits_ok >= 3, 10, "audits while the flow runs")
         await caught_up(ex, book)
@@ -111,9 +111,9 @@ async def test_gap_resyncs_only_that_symbol() -> None:
         await wait_until(lambda: btc.update_id > synced_at, 10, "a diff applied")
         eth_applied = eth.applied
         ex.faults.skip_depth_id("BTCUSDT")
-        await wait_until(lambda: any(isinstance(e, FeedEvent) and e.what == "resync"
+        await wait_until(lambda: any(isinstance(e, LedgerEntry) and e.what == "resync"
                                      for e in seen), 10, "resync ledger entry")
-        resync = next(e for e in seen if isinstance(e, FeedEvent) and e.what == "resync")
+        resync = next(e for e in seen if isinstance(e, LedgerEntry) and e.what == "resync")
         assert resync.symbol == "BTCUSDT" and resync.detail.startswith("gap")
         assert resync.stream == "btcusdt@depth@100ms" and resync.end_ns >= resync.start_ns > 0
         await caught_up(ex, btc)
@@ -130,7 +130,7 @@ async def test_audit_catches_a_silently_corrupted_diff_and_resyncs() -> None:
         engine, seen = start_engine(ex, *AUDIT)
         await engine.start()
         book = engine.books["BTCUSDT"]
-        keeper = engine.book_keeper
+        keeper = engine.live.book_keeper
         assert keeper is not None
         await wait_until(lambda: keeper.audits_ok >= 2, 10, "audits pass")
         await caught_up(ex, book)
@@ -149,7 +149,7 @@ async def test_audit_catches_a_silently_corrupted_diff_and_resyncs() -> None:
         await caught_up(ex, book)
         await engine.stop()
     assert_same_book(ex, book)
-    resyncs = [e for e in seen if isinstance(e, FeedEvent) and e.what == "resync"]
+    resyncs = [e for e in seen if isinstance(e, LedgerEntry) and e.what == "resync"]
     assert len(resyncs) == 1 and resyncs[0].detail.startswith("audit")
     assert book.resyncs == 1 and engine.status().books[0].audits_diverged == 1
     assert "BTCUSDT" in keeper.last_divergence

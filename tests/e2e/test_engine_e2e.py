@@ -9,11 +9,13 @@ from typing import Any
 
 import msgspec
 
+from engine.binance.rest_rows import decode_depth
 from engine.book.local_book import LocalBook
 from engine.engine import Engine
 from engine.events import DepthUpdate, Event
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.feed.decode import FrameDecoder, decode_snapshot
+from engine.feed.decode import FrameDecoder
+from engine.subscription import Subscription
 from tests.helpers import settings_for, wait_until
 
 ALL_STREAMS = (
@@ -56,8 +58,9 @@ async def counting_engine(ex: LocalExchange, **conn: Any) -> tuple[Engine, Count
     per_conn: Counter[int] = Counter()
     engine.bus.subscribe(lambda e: per_conn.update((e.conn,)), mode="inline")
     await engine.start()
-    shard = engine.manager.shards[0]
-    await wait_until(lambda: shard.state == "open", 10, "open")
+    shard = engine.live.manager.shards[0]
+    primary = shard.primary
+    await wait_until(lambda: primary.state == "open", 10, "open")
     return engine, per_conn, shard
 
 
@@ -117,23 +120,24 @@ async def test_server_side_kills_reconnect_resubscribe_backoff_capped() -> None:
         per_conn: Counter[int] = Counter()
         engine.bus.subscribe(lambda e: per_conn.update((e.conn,)), mode="inline")
         await engine.start()
-        shard = engine.manager.shards[0]
-        await wait_until(lambda: shard.state == "open", 10, "open")
-        wanted = set(settings.stream_names())
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
+        await wait_until(lambda: primary.state == "open", 10, "open")
+        wanted = set(Subscription(settings.streams, settings.symbols).names())
         for round_ in range(8):
-            conn = shard.conn_id
+            conn = primary.conn_id
             await wait_until(lambda c=conn: per_conn[c] >= 20, 10, f"data on conn {conn}")
             server_side = ex.connections
             assert len(server_side) == 1 and server_side[0].streams == wanted
             (ex.faults.drop_all if round_ % 2 else ex.faults.close_all)()
-            await wait_until(lambda c=conn: shard.conn_id != c and shard.state == "open", 10,
+            await wait_until(lambda c=conn: primary.conn_id != c and primary.state == "open", 10,
                              "a new connection")
-        await wait_until(lambda: per_conn[shard.conn_id] >= 20, 10, "data after the last kill")
+        await wait_until(lambda: per_conn[primary.conn_id] >= 20, 10, "data after the last kill")
         assert shard.reconnects == 8
-        ceilings = [c for c, _ in shard.delays]
+        ceilings = [c for c, _ in primary.delays]
         assert ceilings[:4] == [0.01, 0.02, 0.04, 0.08]
         assert ceilings[4:] == [0.08] * (len(ceilings) - 4)
-        assert all(0 <= d <= c for c, d in shard.delays)
+        assert all(0 <= d <= c for c, d in primary.delays)
         assert ex.stats.connections_accepted == 9
         await engine.stop()
 
@@ -148,14 +152,15 @@ async def test_client_never_gives_up_while_the_exchange_is_down() -> None:
     await engine.start()
     await wait_until(lambda: len(seen) > 10, 10, "first data")
     await ex.stop()
-    shard = engine.manager.shards[0]
-    await wait_until(lambda: shard.connects >= 15, 20, "many failed attempts")
-    assert shard.state in ("reconnecting", "connecting")
-    assert "connect call failed" in shard.last_error.lower()
+    shard = engine.live.manager.shards[0]
+    primary = shard.primary
+    await wait_until(lambda: primary.connects >= 15, 20, "many failed attempts")
+    assert primary.state in ("reconnecting", "connecting")
+    assert "connect call failed" in primary.last_error.lower()
     ex2 = LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=300))
     await ex2.start(port=port)
     before = len(seen)
-    await wait_until(lambda: len(seen) > before + 10 and shard.state == "open", 10,
+    await wait_until(lambda: len(seen) > before + 10 and primary.state == "open", 10,
                      "data after the exchange came back")
     await engine.stop()
     await ex2.stop()
@@ -165,12 +170,13 @@ async def test_silent_stall_is_detected_and_connection_replaced() -> None:
     async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=300)) as ex:
         engine, per_conn, shard = await counting_engine(ex, idle_ping_after_s=0.25,
                                                         stale_after_s=0.6)
-        first = shard.conn_id
+        primary = shard.primary
+        first = primary.conn_id
         await wait_until(lambda: per_conn[first] > 10, 10, "data")
         ex.faults.stall(True)  # socket stays open; nothing arrives, pings unanswered
-        await wait_until(lambda: shard.stale_replacements == 1, 10, "stall detected")
-        assert "stale" in shard.last_error
-        await wait_until(lambda: per_conn[shard.conn_id] > 10 and shard.conn_id != first, 10,
+        await wait_until(lambda: primary.stale_replacements == 1, 10, "stall detected")
+        assert "stale" in primary.last_error
+        await wait_until(lambda: per_conn[primary.conn_id] > 10 and primary.conn_id != first, 10,
                          "data on the replacement")
         await engine.stop()
 
@@ -181,13 +187,14 @@ async def test_quiet_but_alive_connection_is_not_replaced() -> None:
         quiet = [(f"streams.{k}.enabled", False) for k in ("kline", "bookTicker", "depthPartial")]
         engine = Engine(settings_for(ex, *quiet, idle_ping_after_s=0.3, stale_after_s=1.0))
         await engine.start()
-        shard = engine.manager.shards[0]
-        await wait_until(lambda: shard.state == "open", 10, "open")
-        client = shard.client
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
+        await wait_until(lambda: primary.state == "open", 10, "open")
+        client = primary.client
         assert client is not None
         await wait_until(lambda: client.pongs_received >= 8, 10, "pongs to idle pings")
         assert ex.stats.frames_sent == 0  # nothing but pongs kept it alive
-        assert shard.stale_replacements == 0 and shard.reconnects == 0
+        assert primary.stale_replacements == 0 and shard.reconnects == 0
         await engine.stop()
 
 
@@ -210,8 +217,9 @@ async def test_runtime_toggle_subscribes_on_the_open_connection() -> None:
         engine.set_stream("bookTicker", False)
         await wait_until(lambda: not any("bookTicker" in s for s in server_conn.streams), 10,
                          "UNSUBSCRIBE applied")
-        shard = engine.manager.shards[0]
-        await wait_until(lambda: not any("bookTicker" in s for s in shard.active), 10, "ack")
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
+        await wait_until(lambda: not any("bookTicker" in s for s in primary.active), 10, "ack")
         frozen = counts["bookTicker"]
         trades = counts["trade"]
         await wait_until(lambda: counts["trade"] > trades + 50, 10, "more trades")
@@ -225,8 +233,9 @@ async def test_rapid_toggles_stay_under_binance_message_rate() -> None:
     async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=100)) as ex:
         engine = Engine(settings_for(ex))
         await engine.start()
-        shard = engine.manager.shards[0]
-        await wait_until(lambda: shard.state == "open", 10, "open")
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
+        await wait_until(lambda: primary.state == "open", 10, "open")
         for _ in range(12):
             engine.toggle_stream("miniTicker")
             await asyncio.sleep(0)
@@ -248,9 +257,9 @@ async def test_streams_shard_across_connections_past_the_limit() -> None:
         engine.bus.subscribe(lambda e: by_stream.__setitem__(
             (e.kind, e.symbol), by_stream[(e.kind, e.symbol)] + 1), mode="inline")
         await engine.start()
-        names = settings.stream_names()
+        names = Subscription(settings.streams, settings.symbols).names()
         assert len(names) == 15
-        assert len(engine.manager.shards) == 4
+        assert len(engine.live.manager.shards) == 4
         await wait_until(lambda: len(ex.connections) == 4 and all(
             len(c.streams) > 0 for c in ex.connections), 10, "4 connections")
         assert all(len(c.streams) <= 4 for c in ex.connections)
@@ -264,13 +273,14 @@ async def test_server_shutdown_triggers_reconnect_before_the_close() -> None:
     async with LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=300)) as ex:
         engine, per_conn, shard = await counting_engine(ex, backoff_initial_s=5.0,
                                                         backoff_max_s=5.0)
-        first = shard.conn_id
+        primary = shard.primary
+        first = primary.conn_id
         await wait_until(lambda: per_conn[first] > 10, 10, "data")
         ex.faults.server_shutdown(close_after_s=30)
         # reconnects at once (no 5 s backoff) and long before the server's 30 s close
-        await wait_until(lambda: shard.conn_id != first and per_conn[shard.conn_id] > 10, 4,
+        await wait_until(lambda: primary.conn_id != first and per_conn[primary.conn_id] > 10, 4,
                          "replacement connection")
-        assert shard.server_shutdowns == 1
+        assert primary.server_shutdowns == 1
         await engine.stop()
 
 
@@ -285,7 +295,7 @@ async def test_malformed_frames_are_counted_and_the_feed_continues() -> None:
         await wait_until(lambda: engine.status().bad_frames == 5, 10, "bad frames counted")
         n = len(got)
         await wait_until(lambda: len(got) > n + 20, 10, "data after bad frames")
-        assert engine.manager.shards[0].reconnects == 0
+        assert engine.live.manager.shards[0].reconnects == 0
         await engine.stop()
 
 
@@ -324,8 +334,8 @@ async def sync_book(engine: Engine, book: LocalBook) -> None:
     """Binance's procedure: buffer, then fetch snapshots until one bridges the buffer."""
     await wait_until(lambda: len(book.buffer) >= 2, 10, "buffered diffs")
     for _ in range(5):
-        body = await engine.rest.get("/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5000})
-        if book.on_snapshot(decode_snapshot(body, "BTCUSDT", 5000, 0)):
+        body = await engine.live.rest.get("/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5000})
+        if book.on_snapshot(decode_depth(body, "BTCUSDT", 5000, 0)):
             return
     raise AssertionError("no snapshot bridged the buffered diffs")
 
@@ -379,6 +389,6 @@ async def test_client_answers_server_pings_and_keeps_the_connection() -> None:
         await wait_until(lambda: len(ex.connections) == 1, 10, "connected")
         server_conn = ex.connections[0]
         await wait_until(lambda: server_conn.pongs_received >= 6, 10, "pongs to server pings")
-        shard = engine.manager.shards[0]
+        shard = engine.live.manager.shards[0]
         assert shard.reconnects == 0 and not server_conn.closed
         await engine.stop()

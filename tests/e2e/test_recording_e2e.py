@@ -145,7 +145,7 @@ async def test_sigint_everything_sent_is_stored_exactly(tmp_path) -> None:
                if not same(r, d)]
         assert bad == [], (kind, bad[:5])
         assert {r["symbol"] for r in rows} == {"BTCUSDT"}
-    ledger = read_kind(tmp_path, "_events")
+    ledger = read_kind(tmp_path, "_ledger")
     assert [e["what"] for e in ledger][:1] == ["connect"]
 
 
@@ -190,7 +190,7 @@ async def test_kill_9_keeps_finished_files_and_next_start_recovers_flushed_rows(
         sent_ids = [d[wire] for d in sent[stream]]
         assert ids == sent_ids[:len(ids)], kind  # a clean prefix: no holes, no duplicates
         stored += len(ids)
-    for kind in ("depthUpdate", "depthPartial", "kline", "miniTicker", "_events"):
+    for kind in ("depthUpdate", "depthPartial", "kline", "miniTicker", "_ledger"):
         stored += len(read_kind(tmp_path, kind))
     assert stored >= flushed  # everything that was on disk at the kill survived
 

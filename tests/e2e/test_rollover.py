@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from engine.engine import Engine
-from engine.events import DepthUpdate, FeedEvent, Trade
+from engine.events import DepthUpdate, LedgerEntry, Trade
 from engine.exchange import ExchangeConfig, LocalExchange
 from tests.helpers import settings_for, wait_until
 
@@ -26,10 +26,10 @@ class Collector:
         self.trades: list[int] = []
         self.diffs: list[tuple[int, int]] = []
         self.conns: set[int] = set()
-        self.feed: list[FeedEvent] = []
+        self.feed: list[LedgerEntry] = []
         engine.bus.subscribe(self.on_event, kinds=[Trade, DepthUpdate], name="collect",
                              mode="inline")
-        engine.bus.subscribe(self.feed.append, kinds=[FeedEvent], name="ledger",
+        engine.bus.subscribe(self.feed.append, kinds=[LedgerEntry], name="ledger",
                              mode="inline")
 
     def on_event(self, e: Any) -> None:
@@ -39,7 +39,7 @@ class Collector:
         else:
             self.diffs.append((e.first_update_id, e.final_update_id))
 
-    def what(self, what: str) -> list[FeedEvent]:
+    def what(self, what: str) -> list[LedgerEntry]:
         return [f for f in self.feed if f.what == what]
 
 
@@ -70,7 +70,7 @@ def assert_lossless(col: Collector, ex: LocalExchange, engine: Engine) -> None:
         assert nxt == u + 1, "diff depth continues exactly"
     assert len(col.diffs) == len(set(col.diffs))
     assert {d for d in sent_diffs if d[0] >= col.diffs[0][0]} <= set(col.diffs)
-    gate = engine.continuity
+    gate = engine.live.gate
     assert gate.gaps == 0 and col.what("gap") == [], [
         (g.first_missing, g.last_missing, g.stream) for g in col.what("gap")]
 
@@ -88,16 +88,17 @@ async def test_rollover_before_the_lifetime_is_gapless_and_duplicate_free() -> N
         engine = Engine(settings_for(ex, *STREAMS, rollover_after_s=1.0))
         col = Collector(engine)
         await engine.start()
-        shard = engine.manager.shards[0]
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
         await wait_until(lambda: shard.rollovers >= 3, 9, "three rollovers")
         await wait_until(lambda: len(col.conns) >= 4, 3, "data from the 4th connection")
         assert shard.reconnects == 0, "no connection was lost: each was replaced first"
         status = engine.status().connections[0]
         assert status.rollovers >= 3 and status.link == 0 and 0 <= status.rollover_in_s <= 1.0
         await stop(engine, ex)
-    assert shard.server_shutdowns == 0
+    assert primary.server_shutdowns == 0
     assert len(col.what("rollover")) == shard.rollovers
-    assert engine.continuity.duplicates > 0, "the connections overlapped"
+    assert engine.live.gate.duplicates > 0, "the connections overlapped"
     assert_lossless(col, ex, engine)
 
 
@@ -108,16 +109,17 @@ async def test_server_shutdown_rolls_over_before_the_server_closes() -> None:
         engine = Engine(settings_for(ex, *STREAMS))
         col = Collector(engine)
         await engine.start()
-        shard = engine.manager.shards[0]
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
         await wait_until(lambda: len(col.trades) > 20, 5, "data")
         for n in range(1, 4):
-            first = shard.conn_id
+            first = primary.conn_id
             ex.faults.server_shutdown(close_after_s=0.5)  # notice, then 1001 after 0.5 s
-            await wait_until(lambda n=n, f=first: shard.rollovers == n and shard.conn_id != f, 3,
+            await wait_until(lambda n=n, f=first: shard.rollovers == n and primary.conn_id != f, 3,
                              f"rollover {n}")
             await wait_until(lambda: len(ex.connections) == 1, 3, "old connection closed")
-        await wait_until(lambda: shard.conn_id in col.conns, 3, "data on the last one")
-        assert shard.server_shutdowns == 3 and shard.reconnects == 0
+        await wait_until(lambda: primary.conn_id in col.conns, 3, "data on the last one")
+        assert primary.server_shutdowns == 3 and shard.reconnects == 0
         await stop(engine, ex)
     assert_lossless(col, ex, engine)
 
@@ -132,8 +134,9 @@ async def test_lifetime_notice_50ms_before_close_still_rolls_over_without_loss()
         engine = Engine(settings_for(ex, *STREAMS))
         col = Collector(engine)
         await engine.start()
-        shard = engine.manager.shards[0]
-        await wait_until(lambda: shard.server_shutdowns >= 3, 9, "three lifetimes")
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
+        await wait_until(lambda: primary.server_shutdowns >= 3, 9, "three lifetimes")
         await wait_until(lambda: len(col.conns) >= 4, 3, "data from the 4th connection")
         await stop(engine, ex)
     assert_lossless(col, ex, engine)
@@ -146,28 +149,30 @@ async def test_failed_replacement_keeps_the_old_connection_and_retries() -> None
         engine = Engine(settings_for(ex, *STREAMS, rollover_after_s=0.5))
         col = Collector(engine)
         await engine.start()
-        shard = engine.manager.shards[0]
-        await wait_until(lambda: shard.state == "open" and len(col.trades) > 10, 5, "open")
-        first = shard.conn_id
+        shard = engine.live.manager.shards[0]
+        primary = shard.primary
+        await wait_until(lambda: primary.state == "open" and len(col.trades) > 10, 5, "open")
+        first = primary.conn_id
         real = ex.ws_url
         link = shard.links[0]
-        engine.manager.cfg = cfg_with(engine, ws_url="ws://127.0.0.1:1")  # nothing listens
+        nowhere = cfg_with(engine, ws_url="ws://127.0.0.1:1")  # nothing listens there
+        engine.live.manager.context.cfg = nowhere
         await wait_until(lambda: link.rollover_failures >= 2, 5, "failed replacements")
-        assert shard.conn_id == first and shard.state == "open"
+        assert primary.conn_id == first and primary.state == "open"
         n = len(col.trades)
         await wait_until(lambda: len(col.trades) > n + 20, 5, "the old one still delivers")
-        engine.manager.cfg = cfg_with(engine, ws_url=real)
+        engine.live.manager.context.cfg = cfg_with(engine, ws_url=real)
         await wait_until(lambda: shard.rollovers >= 1, 8, "rollover once it works again")
         assert shard.reconnects == 0
         assert col.what("rollover_failed")
-        await wait_until(lambda: shard.conn_id in col.conns, 3, "data on the new one")
+        await wait_until(lambda: primary.conn_id in col.conns, 3, "data on the new one")
         await stop(engine, ex)
     assert_lossless(col, ex, engine)
 
 
 def cfg_with(engine: Engine, **changes: Any) -> Any:
     import dataclasses
-    return dataclasses.replace(engine.manager.cfg, **changes)
+    return dataclasses.replace(engine.live.manager.cfg, **changes)
 
 
 @pytest.mark.timeout(30)
@@ -177,7 +182,7 @@ async def test_redundancy_two_loses_nothing_when_one_connection_drops() -> None:
         engine = Engine(settings_for(ex, *STREAMS, redundancy=2))
         col = Collector(engine)
         await engine.start()
-        shard = engine.manager.shards[0]
+        shard = engine.live.manager.shards[0]
         assert len(shard.links) == 2
         await wait_until(lambda: len(ex.connections) == 2 and len(col.trades) > 20, 5,
                          "two connections")
@@ -193,5 +198,5 @@ async def test_redundancy_two_loses_nothing_when_one_connection_drops() -> None:
     rows = engine.status().connections
     assert [(r.shard, r.link) for r in rows] == [(0, 0), (0, 1)]
     assert all(r.state == "stopped" for r in rows)
-    assert engine.continuity.duplicates > 0
+    assert engine.live.gate.duplicates > 0
     assert_lossless(col, ex, engine)

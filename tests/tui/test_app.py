@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.config.settings import load_settings
+from engine.config import load_settings
 from engine.exchange import ExchangeConfig, LocalExchange
 from tests.helpers import settings_for, wait_until
 from tui.app import MonitorApp
@@ -188,7 +188,7 @@ async def test_r_key_stops_recording_files_finish_and_stop_growing(tmp_path) -> 
         async def body(pilot: Any) -> None:
             engine = app.engine
             await wait_until(lambda: engine.recording, 10, "recording")
-            await wait_until(lambda: engine.recorder.status().rows_written > 100, 10, "rows")
+            await wait_until(lambda: engine.live.recorder.status().rows_written > 100, 10, "rows")
             assert not list(data.rglob("*.parquet"))  # still open (hidden) files
             await pilot.press("r")
             await wait_until(lambda: not engine.recording, 10, "recording off")
@@ -200,7 +200,7 @@ async def test_r_key_stops_recording_files_finish_and_stop_growing(tmp_path) -> 
             assert "REC off" in screen_text(app)
             await pilot.press("r")
             await wait_until(lambda: engine.recording, 10, "recording again")
-            await wait_until(lambda: engine.recorder.status().rows_written > 50, 10, "rows")
+            await wait_until(lambda: engine.live.recorder.status().rows_written > 50, 10, "rows")
 
         await drive(app, body)
     assert len(list(data.rglob("*.parquet"))) > len(files)  # q flushed the new rows

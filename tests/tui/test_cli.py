@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from engine.config.settings import load_settings
+from engine.subscription import Subscription
 from tests.helpers import ROOT, run_cli
+from tui.settings import load_app_settings
 
 
 def test_seed_flags_map_to_settings(monkeypatch) -> None:
@@ -19,7 +20,9 @@ def test_seed_flags_map_to_settings(monkeypatch) -> None:
         "--order-book-limit", "5000", "--order-book-interval", "10", "--depth-update",
         "--ws-url", "ws://127.0.0.1:1", "--rest-url", "http://127.0.0.1:1", "-v",
         "--set", "streams.kline.interval=5m", "--set", "streams.miniTicker.enabled=true"])
-    s = load_settings(None, overrides_from_args(args))
+    app = load_app_settings(None, overrides_from_args(args))
+    s = app.engine
+    names = Subscription(s.streams, s.symbols).names()
     assert s.symbols == ("ETHUSDT",)
     assert not s.storage.enabled
     assert not s.streams.trade.enabled
@@ -27,18 +30,18 @@ def test_seed_flags_map_to_settings(monkeypatch) -> None:
     assert s.streams.depthUpdate.enabled
     assert s.connection.ws_url == "ws://127.0.0.1:1"
     assert s.connection.rest_url == "http://127.0.0.1:1"
-    assert s.verbose
+    assert app.verbose
     assert s.streams.kline.interval == "5m"
-    assert "ethusdt@depth@100ms" in s.stream_names()
-    assert "ethusdt@miniTicker" in s.stream_names()
-    assert "ethusdt@trade" not in s.stream_names()
+    assert "ethusdt@depth@100ms" in names
+    assert "ethusdt@miniTicker" in names
+    assert "ethusdt@trade" not in names
 
 
 def test_several_symbols_comma_or_repeated() -> None:
     from tui.cli import build_parser, overrides_from_args
 
     args = build_parser().parse_args(["-s", "btcusdt,ethusdt", "-s", "BNBUSDT", "-s", "btcusdt"])
-    s = load_settings(None, overrides_from_args(args))
+    s = load_app_settings(None, overrides_from_args(args)).engine
     assert s.symbols == ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
 
@@ -80,6 +83,16 @@ def test_several_symbols_comma_or_repeated() -> None:
      "storage.backfill: 'maybe' is not allowed; expected true or false"),
     (["--set", "ui.theme=pink"],
      "ui.theme: 'pink' is not allowed; allowed: dark, light, colorblind"),
+    (["--set", "ui.keymap=[R]"],
+     "ui.keymap: 'R' is not allowed; expected binding_id=key such as record=R"),
+    (["--set", "ui.keymap=[bogus=R]"],
+     "ui.keymap: 'bogus=R': unknown binding id 'bogus'; allowed: toggle.trade,"),
+    (["--set", "ui.keymap=[record=]"], "ui.keymap: 'record=': '' is not a key name"),
+    (["--set", "ui.refresh_hz=0"], "ui.refresh_hz: 0 is too small; minimum is 1.0"),
+    (["--set", "ui=3"], "ui: expected a mapping, got 3"),
+    (["--set", "verbose=loud"], "verbose: 'loud' is not allowed; expected true or false"),
+    (["--set", "nope.x=1"], "nope: unknown key; allowed keys: symbols, streams, storage, "
+                            "order_book, connection, ui, verbose"),
     (["-s", "btcusdt,ethusdt", "--order-book-snapshot", "--order-book-limit", "5000",
       "--order-book-interval", "2"],
      "order_book.interval_s: polling 2 symbol(s) at limit 5000 (weight 250) every 2s needs "
@@ -94,6 +107,22 @@ def test_config_errors_are_one_line_exit_2(capsys, argv: list[str], expected: st
     assert lines[0].startswith("binance-live: config error: ")
     assert expected in lines[0]
     assert "Traceback" not in err
+
+
+def test_a_bad_keymap_never_starts_the_tui(capsys, monkeypatch) -> None:
+    """``ui.keymap: ["R"]`` once left the TUI stuck at "starting…": now it is refused
+    before the UI is even imported."""
+    import tui.app
+
+    def must_not_run(*args: object, **kwargs: object) -> int:
+        raise AssertionError("the TUI started with a bad keymap")
+
+    monkeypatch.setattr(tui.app, "run_app", must_not_run)
+    code, err = run_cli(capsys, "--set", "ui.keymap=[R]", "--demo")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "binance-live: config error: ui.keymap: 'R' is not allowed; expected binding_id=key "
+        "such as record=R"]
 
 
 def test_bad_yaml_file(tmp_path, capsys) -> None:

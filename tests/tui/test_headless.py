@@ -56,7 +56,7 @@ def test_gaps_line_says_what_backfill_closed() -> None:
     from types import SimpleNamespace
 
     from engine.gapfill.backfiller import BackfillStats
-    from tui.headless import gaps_line
+    from tui.status_text import gaps_line
 
     assert gaps_line(SimpleNamespace(gaps=0, backfill=None)) == "gaps 0"
     assert gaps_line(SimpleNamespace(gaps=2, backfill=BackfillStats())) == "gaps 2"

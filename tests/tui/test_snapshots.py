@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config.settings import load_settings
+from engine.config import load_settings
 from engine.engine import Engine
 from engine.events import Kline, KlineBar, PartialDepth
 from engine.feed.decode import FrameDecoder

@@ -10,8 +10,10 @@ from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.color import Color
 
+from engine.config import Streams
 from engine.events import Kline, Trade
-from engine.view.market import MarketState
+from engine.subscription import Subscription
+from engine.view.market import MarketState, TapeTrade
 from tests import factories
 from tui.widgets import THEME_VARIABLES, Candles, TradeTape
 from tui.widgets.format import (
@@ -28,6 +30,7 @@ from tui.widgets.format import (
     row_price,
     volume_column,
 )
+from tui.widgets.trade_tape import LargeTrades
 
 # -- pure helpers --------------------------------------------------------------------------
 
@@ -117,12 +120,60 @@ def _style(strip: Any, text: str) -> Style:
     raise AssertionError(f"{text!r} not in {strip.text!r}")
 
 
+def market_for(*symbols: str, interval: str = "1m") -> MarketState:
+    sub = Subscription(Streams(), symbols)
+    sub.interval = interval
+    return MarketState(sub)
+
+
+def _tape_row(notional: float, median_notional: float) -> TapeTrade:
+    return TapeTrade(0, 100.0, notional / 100.0, notional, False, median_notional, 1)
+
+
+def test_large_trade_rule_absolute_and_median_multiple() -> None:
+    rule = LargeTrades(notional=5_000, multiple=10)
+    assert not rule(_tape_row(999.0, 100.0))  # < 10 x the median it met
+    assert rule(_tape_row(1_000.0, 100.0))  # = 10 x median
+    assert rule(_tape_row(6_000.0, 0.0))  # over the absolute threshold, no median yet
+    assert not rule(_tape_row(4_000.0, 0.0))  # the multiple rule waits for a median
+    off = LargeTrades(notional=0, multiple=0)
+    assert not off(_tape_row(1e12, 1.0))
+
+
+def test_the_median_a_row_met_is_the_one_when_it_arrived() -> None:
+    """The rule sees each trade as when it arrived, like the engine did before the rule
+    moved to the UI: a spike that moves the median later does not un-highlight it."""
+    market = market_for("BTCUSDT")
+    for i in range(30):
+        market.on_event(_trade(i, 100.0, 1.0, False))  # notional 100: median 100 at 20
+    market.on_event(_trade(100, 100.0, 10.0, False))  # 1,000 = 10 x median
+    rows = list(market.symbol("BTCUSDT").trades)
+    rule = LargeTrades(notional=0, multiple=10)
+    assert [rule(r) for r in rows[-2:]] == [False, True]
+    assert not any(rule(r) for r in rows[:20])  # no median yet
+
+
+def test_large_trade_settings_are_validated() -> None:
+    from engine.config import ConfigError
+    from tui.settings import load_app_settings
+
+    ui = load_app_settings(None, [("ui.large_trade_notional", 250_000),
+                                  ("ui.large_trade_multiple", 20)]).ui
+    assert (ui.large_trade_notional, ui.large_trade_multiple) == (250_000.0, 20.0)
+    assert load_app_settings().ui.large_trade_multiple == 10.0
+    assert load_app_settings().ui.large_trade_notional == 0.0
+    with pytest.raises(ConfigError, match=r"ui\.large_trade_notional: -1 is too small"):
+        load_app_settings(None, [("ui.large_trade_notional", -1)])
+    with pytest.raises(ConfigError, match=r"ui\.large_trade_multiple"):
+        load_app_settings(None, [("ui.large_trade_multiple", "lots")])
+
+
 async def test_trade_tape_newest_first_colours_and_large_highlight() -> None:
-    market = MarketState(("BTCUSDT",), large_notional=10_000, large_multiple=0)
+    market = market_for("BTCUSDT")
     market.on_event(_trade(1, 61837.63, 0.02, True))  # sell aggressor
     market.on_event(_trade(2, 61837.64, 0.5, False))  # buy aggressor, 30.9k: large
     market.on_event(_trade(3, 61837.65, 0.001, False))
-    tape = TradeTape(market, "BTCUSDT", id="w")
+    tape = TradeTape(market, "BTCUSDT", id="w", large=LargeTrades(notional=10_000, multiple=0))
     app = Host(tape)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -174,7 +225,7 @@ def _column(widget: Candles, x: int, rows: range) -> list[str]:
 
 
 async def test_candles_bodies_wicks_axis_volume_and_live_bar() -> None:
-    market = MarketState(("BTCUSDT",), interval="1m")
+    market = market_for("BTCUSDT", interval="1m")
     market.on_event(_bar(0, 103, 126, 100, 114, 10))  # up, spans the whole range
     market.on_event(_bar(1, 120, 122, 105, 110, 5))  # down
     market.on_event(_bar(2, 110, 112, 108, 111, 2.5, closed=False))  # live
@@ -231,7 +282,7 @@ async def test_candles_bodies_wicks_axis_volume_and_live_bar() -> None:
 
 
 async def test_candles_fill_width_and_follow_resize() -> None:
-    market = MarketState(("BTCUSDT",))
+    market = market_for("BTCUSDT")
     for i in range(100):
         market.on_event(_bar(i, 100 + i % 7, 108, 99, 101 + i % 5, 1 + i % 3))
     candles = Candles(market, "BTCUSDT", id="w")
@@ -258,7 +309,7 @@ async def test_widgets_wait_for_their_market_state() -> None:
         await pilot.pause()
         assert tape.refresh_from_state() is False
         assert "price" in tape.render_line(0).text and tape.render_line(1).text.strip() == ""
-        market = MarketState(("BTCUSDT",))
+        market = market_for("BTCUSDT")
         market.on_event(_trade(1, 100.0, 1.0, False))
         tape.state = market
         assert tape.market is market

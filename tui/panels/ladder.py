@@ -14,7 +14,14 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.widgets.format import format_price, format_qty, price_decimals
+from engine.book import measures
+from tui.widgets.format import (
+    format_bps,
+    format_imbalance,
+    format_price,
+    format_qty,
+    price_decimals,
+)
 
 Level = tuple[float, float]
 EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -26,13 +33,6 @@ def bar(fraction: float, width: int) -> str:
     eighths = max(0, min(width * 8, round(fraction * width * 8)))
     full, part = divmod(eighths, 8)
     return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
-
-
-def imbalance(bids: Sequence[Level], asks: Sequence[Level]) -> float:
-    """(bid size − ask size) / total over the given levels, in [−1, 1]."""
-    b = sum(q for _, q in bids)
-    a = sum(q for _, q in asks)
-    return (b - a) / (b + a) if b + a else 0.0
 
 
 class DepthLadder(Widget):
@@ -124,12 +124,12 @@ class DepthLadder(Widget):
             text = f" waiting for depth ({self.source or 'no source'})"
         else:
             bid, ask = self.bids[0][0], self.asks[0][0]
-            spread = ask - bid
-            mid = (ask + bid) / 2
-            bps = spread / mid * 10_000 if mid else 0.0
-            imb = imbalance(self.bids, self.asks)
-            text = (f" spread {format_price(spread, price_decimals(mid))} ({bps:.3g} bps)"
-                    f" · mid {format_price(mid)} · imbalance {imb:+.2f}")
+            mid = measures.mid(bid, ask)
+            spread = measures.spread(bid, ask)
+            bps = measures.spread_bps(bid, ask)
+            imb = measures.levels_imbalance(self.bids, self.asks)
+            text = (f" spread {format_price(spread, price_decimals(mid))} ({format_bps(bps)})"
+                    f" · mid {format_price(mid)} · imbalance {format_imbalance(imb)}")
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 
 

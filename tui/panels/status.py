@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from engine.engine import EngineStatus
-from tui.headless import gaps_line, recording_line, rest_line
+from engine.feed.link import LinkState
+from engine.status import EngineStatus
+from engine.storage.recorder import RecorderState
+from tui.status_text import gaps_line, recording_line, rest_line
 
 LIVE_URL_HINT = "no network? try --demo"
 
@@ -14,16 +16,15 @@ LIVE_URL_HINT = "no network? try --demo"
 def connection_text(status: EngineStatus, live_default: bool) -> tuple[str, str]:
     """(text, style name) for the connection part: open, reconnecting in Ns, replay…"""
     if status.replay is not None:
-        done, total, _ = status.replay
-        return f"▶ REPLAY {done:,}/{total:,}", "ok"
+        return f"▶ REPLAY {status.replay.published:,}/{status.replay.total:,}", "ok"
     if not status.connections:
         return "◌ no streams", "warn"
-    opened = [c for c in status.connections if c.state == "open"]
+    opened = [c for c in status.connections if c.state is LinkState.OPEN]
     if len(opened) == len(status.connections):
         streams = sum(c.subscribed for c in opened)
         return f"● connected · {len(opened)} conn · {streams} streams", "ok"
-    worst = next(c for c in status.connections if c.state != "open")
-    if worst.state == "reconnecting":
+    worst = next(c for c in status.connections if c.state is not LinkState.OPEN)
+    if worst.state is LinkState.RECONNECTING:
         text = f"◌ connecting… retrying in {worst.retry_in_s:.0f}s"
     else:
         text = f"◌ {worst.state}…"
@@ -56,16 +57,18 @@ def status_lines(status: EngineStatus, *, frozen: bool, mode: str, live_default:
     if stale:
         text.append(f" · STALE {', '.join(stale[:3])}{'…' if len(stale) > 3 else ''}",
                     "bold yellow")
-    clock = getattr(status, "clock", None)
-    if clock is not None and getattr(clock, "offset_ms", None) is not None:
+    clock = status.clock
+    if clock is not None and clock.offset_ms is not None:
         text.append(f" · clock {clock.offset_ms:+.0f} ms")
     text.append("\n")
     rec = recording_line(status)
-    rec_style = "bold red" if "FAILED" in rec else ("bold green" if rec.startswith("REC ")
-                                                      and "off" not in rec else "dim")
-    text.append("● " if rec_style == "bold green" else "○ ", rec_style)
+    state = status.recording.state if status.recording is not None else RecorderState.OFF
+    rec_style = {RecorderState.FAILED: "bold red",
+                 RecorderState.RECORDING: "bold green"}.get(state, "dim")
+    text.append("● " if state is RecorderState.RECORDING else "○ ", rec_style)
     text.append(rec, rec_style)
-    text.append(f" · {rest_line(status)}")
+    if status.budget is not None:
+        text.append(f" · {rest_line(status)}")
     return text
 
 

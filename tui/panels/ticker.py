@@ -7,7 +7,8 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.widgets.format import format_price, format_qty, price_decimals
+from engine.book import measures
+from tui.widgets.format import format_bps, format_price, format_qty, price_decimals
 
 FLASH_S = 0.35
 
@@ -60,15 +61,15 @@ class BookTickerPanel(Widget):
         flash = style("ticker--flash")
         bid_style = style("ticker--bid") + flash if flash_bid else style("ticker--bid")
         ask_style = style("ticker--ask") + flash if flash_ask else style("ticker--ask")
-        spread = self.ask - self.bid
-        mid = (self.ask + self.bid) / 2
-        bps = spread / mid * 10_000 if mid else 0.0
+        spread = measures.spread(self.bid, self.ask)
+        mid = measures.mid(self.bid, self.ask)
+        bps = measures.spread_bps(self.bid, self.ask)
         text = Text()
         text.append("bid ", style("ticker--muted"))
         text.append(f"{format_price(self.bid)} × {format_qty(self.bid_qty)}", bid_style)
         text.append("\nask ", style("ticker--muted"))
         text.append(f"{format_price(self.ask)} × {format_qty(self.ask_qty)}", ask_style)
-        text.append(f"\nspread {format_price(spread, price_decimals(mid))} ({bps:.3g} bps)"
+        text.append(f"\nspread {format_price(spread, price_decimals(mid))} ({format_bps(bps)})"
                     f"\nmid {format_price(mid)}\n{self.symbol} #{self.update_id}",
                     style("ticker--muted"))
         return text

@@ -45,6 +45,16 @@ def format_qty(qty: float) -> str:
     return f"{qty:.5f}"
 
 
+def format_bps(bps: float) -> str:
+    """Basis points, three significant digits: "0.015 bps"; "- bps" without a book."""
+    return f"{bps:.3g} bps" if math.isfinite(bps) else "- bps"
+
+
+def format_imbalance(value: float) -> str:
+    """Book imbalance in [−1, 1] with a sign: "+0.27"; "-" without a book."""
+    return f"{value:+.2f}" if math.isfinite(value) else "-"
+
+
 def format_notional(value: float) -> str:
     """Quote-currency value, compact: 1,236.75 → 1.24k, 2,500,000 → 2.50M."""
     a = abs(value)

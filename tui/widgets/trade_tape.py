@@ -1,13 +1,15 @@
 """TradeTape: the time & sales tape, newest first, coloured by aggressor side.
 
 Binance's ``m`` ("buyer is the maker") true means the seller crossed the spread: a sell
-aggressor, drawn in ``$ask``; false is a buy aggressor in ``$bid``. Large trades (the
-``MarketState`` rule: absolute notional or a multiple of the rolling median) are bold and
-reversed. Line API: one strip per visible row, rebuilt only when ``trades_seq`` moved.
+aggressor, drawn in ``$ask``; false is a buy aggressor in ``$bid``. Large trades
+(:class:`LargeTrades`: ``ui.large_trade_notional``, or ``ui.large_trade_multiple`` × the
+rolling median notional when the trade arrived) are bold and reversed. Line API: one
+strip per visible row, rebuilt only when ``trades_seq`` moved.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual.strip import Strip
@@ -23,6 +25,23 @@ from tui.widgets.format import (
 )
 
 SNAPSHOT_MIN_ROWS = 100  # rows copied per snapshot (more if the widget is taller)
+
+
+@dataclass(frozen=True)
+class LargeTrades:
+    """The large-trade rule: at ``notional`` or more (0 = off), or at ``multiple`` × the
+    rolling median notional the trade met when it arrived (0 = off)."""
+
+    notional: float = 0.0
+    multiple: float = 10.0
+
+    def __call__(self, trade: TapeTrade) -> bool:
+        if self.notional > 0 and trade.notional >= self.notional:
+            return True
+        return (self.multiple > 0 and trade.median_notional > 0
+                and trade.notional >= self.multiple * trade.median_notional)
+
+
 QTY_W = 9
 NOTIONAL_W = 9
 
@@ -41,10 +60,11 @@ class TradeTape(MarketWidget):
     """
 
     def __init__(self, market: MarketState | None, symbol: str, *, show_header: bool = True,
-                 name: str | None = None, id: str | None = None,  # noqa: A002
-                 classes: str | None = None) -> None:
+                 large: LargeTrades | None = None, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(market, symbol, name=name, id=id, classes=classes)
         self.show_header = show_header
+        self.is_large = large or LargeTrades()
         self.rows: list[TapeTrade] = []  # the snapshot, newest first
 
     def _data_key(self) -> Any:
@@ -74,10 +94,11 @@ class TradeTape(MarketWidget):
         for r in rows[:max(0, height - len(out))]:
             line = (f"{format_time_ms(r.time_ms)} {format_price(r.price, decimals):>{price_w}} "
                     f"{format_qty(r.qty):>{QTY_W}} {format_notional(r.notional):>{NOTIONAL_W}}")
+            large = self.is_large(r)
             if r.buyer_is_maker:  # seller was the taker
-                style = sell_large if r.large else sell
+                style = sell_large if large else sell
             else:
-                style = buy_large if r.large else buy
+                style = buy_large if large else buy
             out.append(text_strip([(line, style)]))
         blank = Strip.blank(width, self.rich_style)
         out.extend([blank] * (height - len(out)))

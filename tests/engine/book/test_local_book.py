@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.binance.rest_rows import decode_depth
 from engine.book.local_book import BookState, LocalBook, Reason
 from engine.events import BookTicker, DepthUpdate, OrderBookSnapshot
 from engine.exchange.testing import BookRebuilder
-from engine.feed.decode import FrameDecoder, decode_snapshot
+from engine.feed.decode import FrameDecoder
 
 Lv = list[tuple[float, float]]
 
@@ -195,7 +196,7 @@ def test_real_recording_book_matches_independent_rebuild_and_book_ticker(
         ns, _, frame = line.partition(b" ")
         if frame.startswith(b'{"lastUpdateId"'):
             assert i == 8
-            assert book.on_snapshot(decode_snapshot(frame, "BTCUSDT", 1000, int(ns)))
+            assert book.on_snapshot(decode_depth(frame, "BTCUSDT", 1000, int(ns)))
             assert ref.on_snapshot(json.loads(frame))
             assert book.bridged_from_buffer  # the bridging diff (line 6) came first
             continue

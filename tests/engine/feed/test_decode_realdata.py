@@ -30,15 +30,15 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import pytest
 
+from engine.binance.control import ControlReply
+from engine.binance.rest_rows import decode_depth
 from engine.events import (
     MARKET_EVENT_TYPES,
     AggTrade,
     AvgPrice,
     BlockTrade,
     BookTicker,
-    ControlReply,
     DepthUpdate,
-    FeedEvent,
     Kline,
     KlineBar,
     MiniTicker,
@@ -49,7 +49,7 @@ from engine.events import (
     Ticker,
     Trade,
 )
-from engine.feed.decode import FrameDecoder, decode_snapshot
+from engine.feed.decode import FrameDecoder
 from tests.helpers import SHARED
 
 REALDATA = SHARED / "realdata"
@@ -132,7 +132,7 @@ SPEC: dict[type, dict[str, tuple]] = {
     },
 }
 
-# Fields that are never on the wire; filled in by the decoder or by decode_snapshot.
+# Fields that are never on the wire; filled in by the decoder or by decode_depth.
 LOCAL_FIELDS: dict[type, set[str]] = {
     PartialDepth: {"symbol"},
     OrderBookSnapshot: {"symbol", "limit"},
@@ -322,7 +322,7 @@ def run_scan(records) -> Scan:
         scan.lines[rec.kind] += 1
         where = f"line {rec.lineno}"
         if rec.kind == "rest":
-            snap = decode_snapshot(rec.body, rec.symbol, rec.limit, rec.recv_ns)
+            snap = decode_depth(rec.body, rec.symbol, rec.limit, rec.recv_ns)
             diffs = field_diffs(snap, json.loads(rec.body))
             if diffs:
                 _mismatch(scan, where, diffs)
@@ -451,7 +451,7 @@ REALDATA_FILES: dict[str, str] = {
     "nautilus_trader/ws_spot_agg_trade.json": "frame",
     "nautilus_trader/ws_spot_ticker_book.json": "frame",
     "nautilus_trader/ws_spot_ticker_24hr.json": "frame (raw payload)",
-    "nautilus_trader/http_spot_market_depth.json": "decode_snapshot",
+    "nautilus_trader/http_spot_market_depth.json": "decode_depth",
     "nautilus_trader/http_spot_market_agg_trades.json": "skip: REST list, no model",
     "nautilus_trader/http_spot_market_klines.json": "skip: REST list, no model",
     "nautilus_trader/http_spot_market_trades.json": "skip: REST list, no model",
@@ -494,7 +494,7 @@ def test_field_diffs_is_not_vacuous() -> None:
 
 
 def test_spec_covers_every_model_field() -> None:
-    wire_types = {t for t in MARKET_EVENT_TYPES if t is not FeedEvent}  # FeedEvent: local only
+    wire_types = set(MARKET_EVENT_TYPES)
     assert set(SPEC) == {*wire_types, KlineBar}
     for typ, spec in SPEC.items():
         local = LOCAL_FIELDS.get(typ, set()) | (EVENT_LOCAL if typ is not KlineBar else set())
@@ -621,7 +621,7 @@ def test_first_frames_of_btcusdt_20240808() -> None:
 
     # The snapshot (line 8) arrived after the diff that bridges it (line 6): U <= L+1 <= u.
     ns, body = _hft_line(8)
-    snap = decode_snapshot(body, "BTCUSDT", 1000, ns)
+    snap = decode_depth(body, "BTCUSDT", 1000, ns)
     assert_fields(snap, json.loads(body))
     assert (snap.last_update_id, snap.symbol, snap.limit, snap.recv_ns) == (
         50093239218, "BTCUSDT", 1000, 1723161254206652067)
@@ -738,7 +738,7 @@ def test_nautilus_raw_24hr_ticker_payload_and_rest_depth() -> None:
     assert (ev.event_type, ev.symbol, ev.trades, ev.last_trade_id) == ("24hrTicker", "BNBBTC",
                                                                        18151, 18150)
     body = (NAUTILUS / "http_spot_market_depth.json").read_bytes()
-    snap = decode_snapshot(body, "BTCUSDT", 10, 1)
+    snap = decode_depth(body, "BTCUSDT", 10, 1)
     assert_fields(snap, json.loads(body))
     assert (snap.last_update_id, len(snap.bids), len(snap.asks)) == (14527958487, 10, 10)
     assert snap.bids[0] == (60650.0, 0.00213) and snap.asks[0] == (60650.01, 0.61982)
@@ -767,7 +767,7 @@ def test_crypto_msg_parser_every_frame() -> None:
     assert (len(ws), len(rest)) == (7, 1)
     _check_frames(dec, ws)
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 0)
-    snap = decode_snapshot(rest[0], "BTCUSDT", 1000, 0)
+    snap = decode_depth(rest[0], "BTCUSDT", 1000, 0)
     assert_fields(snap, json.loads(rest[0]))
     assert snap.last_update_id == 33933317943
 
@@ -798,7 +798,7 @@ def test_tardis_every_binance_frame_and_generated_snapshots() -> None:
             assert dec.decode(encode(m)) is None
         assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 2)
     for m in generated:
-        snap = decode_snapshot(msgspec.json.encode(m["data"]), "X", 1000, 0)
+        snap = decode_depth(msgspec.json.encode(m["data"]), "X", 1000, 0)
         assert_fields(snap, m["data"])
 
 
@@ -913,14 +913,14 @@ def test_doc_derived_arrays_and_combined_envelope() -> None:
 
 def test_doc_rest_depth_via_decode_snapshot() -> None:
     body = msgspec.json.encode(fixtures()["GET /api/v3/depth"])
-    snap = decode_snapshot(body, "BNBBTC", 100, 42)
+    snap = decode_depth(body, "BNBBTC", 100, 42)
     assert_fields(snap, fixtures()["GET /api/v3/depth"])
     assert (snap.last_update_id, snap.bids, snap.asks) == (1027024, [(4.0, 431.0)],
                                                            [(4.000002, 12.0)])
     assert (snap.symbol, snap.limit, snap.recv_ns, snap.conn) == ("BNBBTC", 100, 42, 0)
     # A REST error body must not turn into an empty book.
     with pytest.raises(msgspec.ValidationError):
-        decode_snapshot(msgspec.json.encode(fixtures()["REST error body (example)"]), "X", 5, 0)
+        decode_depth(msgspec.json.encode(fixtures()["REST error body (example)"]), "X", 5, 0)
 
 
 def test_doc_control_replies() -> None:

@@ -12,8 +12,8 @@ from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,
-    FeedEvent,
     Kline,
+    LedgerEntry,
     MiniTicker,
     PartialDepth,
     Trade,
@@ -50,11 +50,11 @@ def kline(open_time: int, last: int, closed: bool, conn: int = 1,
                            quote_volume=1.0, event_time=1, conn=conn)
 
 
-def run(gate: IdGate, events: list[Any]) -> tuple[list[Any], list[FeedEvent]]:
+def run(gate: IdGate, events: list[Any]) -> tuple[list[Any], list[LedgerEntry]]:
     out: list[Any] = []
     gate.filter(events, out)
-    return ([e for e in out if not isinstance(e, FeedEvent)],
-            [e for e in out if isinstance(e, FeedEvent)])
+    return ([e for e in out if not isinstance(e, LedgerEntry)],
+            [e for e in out if isinstance(e, LedgerEntry)])
 
 
 def ids(events: list[Any]) -> list[int]:
@@ -193,7 +193,7 @@ def test_other_events_pass_untouched() -> None:
     gate = IdGate()
     mini = MiniTicker(event_time=1, symbol="BTCUSDT", close=1.0, open=1.0, high=1.0, low=1.0,
                       volume=1.0, quote_volume=1.0)
-    fe = FeedEvent(what="connect")
+    fe = LedgerEntry(what="connect")
     out: list[Any] = []
     gate.filter([mini, fe, mini, fe], out)
     assert out == [mini, fe, mini, fe]
@@ -283,7 +283,7 @@ def test_backfilled_page_through_the_gate_skips_ids_a_live_frame_delivered() -> 
     out: list[Any] = []
     gate.filter([trade(i) for i in (1, 2, 3, 4, 11)], out)  # gap 5..10 reported
     assert [(e.what, e.first_missing, e.last_missing) for e in out
-            if type(e) is FeedEvent] == [("gap", 5, 10)]
+            if type(e) is LedgerEntry] == [("gap", 5, 10)]
     late: list[Any] = []
     gate.filter([trade(7, conn=2)], late)  # the other connection's copy, late
     assert [e.trade_id for e in late] == [7]
@@ -291,7 +291,7 @@ def test_backfilled_page_through_the_gate_skips_ids_a_live_frame_delivered() -> 
     passed: list[Any] = []
     gate.filter(page, passed)
     assert [e.trade_id for e in passed if type(e) is Trade] == [5, 6, 8, 9, 10]
-    filled = [e for e in passed if type(e) is FeedEvent]
+    filled = [e for e in passed if type(e) is LedgerEntry]
     assert [(e.what, e.first_missing, e.last_missing, e.detail) for e in filled] == \
         [("gap_filled", 5, 10, "filled by backfilled ids")]
     assert gate.open_gaps(Trade, "BTCUSDT") == []

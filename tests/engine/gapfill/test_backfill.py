@@ -1,11 +1,10 @@
-"""Gap backfill from REST (engine.gapfill): REST rows → stream models, and end to end
-against the local exchange over loopback: disconnects, 429s, klines and a kill -9 restart
-leave a recording whose trade and aggTrade ids are contiguous, without duplicates."""
+"""Gap backfill from REST (engine.gapfill), end to end against the local exchange over
+loopback: disconnects, 429s, klines and a kill -9 restart leave a recording whose trade
+and aggTrade ids are contiguous, without duplicates."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -14,101 +13,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import pytest
-
 from engine.bus import Bus
 from engine.engine import Engine
-from engine.events import AggTrade, FeedEvent, Kline, Trade
+from engine.events import AggTrade, Kline, LedgerEntry, Trade
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.feed.decode import FrameDecoder
-from engine.gapfill.backfiller import (
-    Backfiller,
-    agg_trades_from_rest,
-    gap_range,
-    klines_from_rest,
-    last_recorded,
-    trades_from_rest,
-)
+from engine.feed.gate import IdGate
+from engine.gapfill.backfiller import Backfiller
 from engine.rest.client import RestClient
+from engine.storage.tail import last_recorded
 from tests.helpers import ROOT, read_kind, settings_for, wait_until
-
-# -- REST rows → models (pure) -------------------------------------------------------------
-
-
-@pytest.fixture
-def doc_examples(shared_dir: Path) -> dict[str, Any]:
-    path = shared_dir / "fixtures" / "binance-doc-examples.json"
-    if not path.exists():
-        pytest.skip("shared/fixtures/binance-doc-examples.json is not available")
-    return json.loads(path.read_text())
-
-
-def test_historical_trades_rows_become_stream_trades(doc_examples) -> None:
-    rows = doc_examples["GET /api/v3/historicalTrades"]
-    got = trades_from_rest(json.dumps(rows).encode(), "LTCBTC", 123, conn=0)
-    assert len(got) == 1 and type(got[0]) is Trade
-    t, row = got[0], rows[0]
-    assert (t.trade_id, t.price, t.qty, t.trade_time, t.buyer_is_maker, t.best_match) == (
-        row["id"], float(row["price"]), float(row["qty"]), row["time"], row["isBuyerMaker"],
-        row["isBestMatch"])
-    assert t.event_time == row["time"]  # REST has no event time
-    assert (t.symbol, t.recv_ns, t.conn, t.backfilled) == ("LTCBTC", 123, 0, True)
-    assert t.buyer_order_id is None and t.seller_order_id is None
-    # /api/v3/trades has the same shape
-    assert trades_from_rest(json.dumps(doc_examples["GET /api/v3/trades"]).encode(),
-                            "LTCBTC", 123) == got
-
-
-def test_agg_trades_rows_equal_the_decoded_stream_payload(doc_examples) -> None:
-    row = doc_examples["GET /api/v3/aggTrades"][0]
-    [a] = agg_trades_from_rest(json.dumps([row]).encode(), "BNBBTC", 5)
-    assert type(a) is AggTrade and a.backfilled and a.conn == 0 and a.recv_ns == 5
-    # the same trade as a stream frame decodes to the same struct, but for E and the flag
-    frame = dict(row, e="aggTrade", E=row["T"] + 7, s="BNBBTC")
-    live = FrameDecoder().decode(json.dumps({"stream": "bnbbtc@aggTrade", "data": frame})
-                                 .encode(), 5, 0)
-    assert type(live) is AggTrade and not live.backfilled
-    assert msgspec.structs.replace(live, event_time=row["T"], backfilled=True) == a
-
-
-def test_klines_rows_become_stream_klines(doc_examples) -> None:
-    rows = doc_examples["GET /api/v3/klines"]
-    row = rows[0]
-    close_time = row[6]
-    [open_bar] = klines_from_rest(json.dumps(rows).encode(), "BNBBTC", "1w", 9, close_time)
-    [closed_bar] = klines_from_rest(json.dumps(rows).encode(), "BNBBTC", "1w", 9,
-                                    close_time + 1)
-    assert not open_bar.bar.closed and closed_bar.bar.closed  # closed once its time passed
-    k = closed_bar
-    assert type(k) is Kline and k.backfilled and k.symbol == "BNBBTC" and k.recv_ns == 9
-    b = k.bar
-    assert (b.open_time, b.open, b.high, b.low, b.close, b.volume, b.close_time,
-            b.quote_volume, b.trades, b.taker_buy_volume, b.taker_buy_quote_volume) == (
-        row[0], *map(float, row[1:6]), row[6], float(row[7]), row[8], float(row[9]),
-        float(row[10]))
-    assert (b.symbol, b.interval, b.first_trade_id, b.last_trade_id) == ("BNBBTC", "1w", -1, -1)
-    assert k.event_time == close_time
-
-
-def test_gap_range_from_the_field_or_the_detail() -> None:
-    assert gap_range(FeedEvent(what="gap", first_missing=10, last_good=9,
-                               detail="3 ids missing")) == (10, 12)
-    assert gap_range(FeedEvent(what="gap", first_missing=10, detail="1 id missing")) == (10, 10)
-    if "last_missing" in FeedEvent.__struct_fields__:
-        assert gap_range(FeedEvent(what="gap", first_missing=10, last_missing=20,
-                                   detail="11 ids missing")) == (10, 20)
-    assert gap_range(FeedEvent(what="gap", first_missing=10, detail="U jumped")) == (-1, -1)
-
-
-def test_stream_decoding_leaves_backfilled_false(doc_examples) -> None:
-    dec = FrameDecoder()
-    for key, stream in (("<symbol>@trade", "bnbbtc@trade"),
-                        ("<symbol>@aggTrade", "bnbbtc@aggTrade"),
-                        ("<symbol>@kline_<interval>", "bnbbtc@kline_1m")):
-        frame = json.dumps({"stream": stream, "data": doc_examples[key]}).encode()
-        assert dec.decode(frame, 1, 1).backfilled is False
-
 
 # -- end to end ------------------------------------------------------------------------------
 
@@ -134,12 +47,12 @@ def filled(engine: Engine, *streams: str) -> bool:
                for s in streams)
 
 
-def engine_ledger(engine: Engine) -> list[FeedEvent]:
+def engine_ledger(engine: Engine) -> list[LedgerEntry]:
     return engine.__dict__.setdefault("_test_ledger", [])
 
 
 def watch_ledger(engine: Engine) -> None:
-    engine.bus.subscribe(engine_ledger(engine).append, kinds=[FeedEvent], mode="inline",
+    engine.bus.subscribe(engine_ledger(engine).append, kinds=[LedgerEntry], mode="inline",
                          name="test-ledger")
 
 
@@ -159,12 +72,12 @@ async def test_disconnect_during_trading_is_backfilled_without_holes_or_duplicat
         n = len(trades)
         await wait_until(lambda: len(trades) > n + 20, 5, "live trades after the backfill")
         await engine.stop()
-    assert engine.backfiller is not None and engine.backfiller.stats.failed == 0
+    assert engine.live.backfiller is not None and engine.live.backfiller.stats.failed == 0
     trade_rows = read_kind(root, "trade")
     agg_rows = read_kind(root, "aggTrade")
     assert_contiguous(trade_rows, "trade_id")
     assert_contiguous(agg_rows, "agg_id")
-    ledger = read_kind(root, "_events")
+    ledger = read_kind(root, "_ledger")
     for stream, rows, key in (("btcusdt@trade", trade_rows, "trade_id"),
                               ("btcusdt@aggTrade", agg_rows, "agg_id")):
         gaps = [e for e in ledger if e["what"] == "gap" and e["stream"] == stream]
@@ -181,10 +94,8 @@ async def test_disconnect_during_trading_is_backfilled_without_holes_or_duplicat
 
 
 def gap_ids(g: dict[str, Any]) -> tuple[int, int]:
-    event = FeedEvent(what="gap", first_missing=g["first_missing"], detail=g["detail"],
-                      **({"last_missing": g["last_missing"]} if "last_missing" in g else {}))
-    first, last = gap_range(event)
-    return first, last + 1
+    """A ledger row's missing ids as a half-open range."""
+    return g["first_missing"], g["last_missing"] + 1
 
 
 async def test_rest_429_during_backfill_is_retried_within_the_weight_budget(tmp_path) -> None:
@@ -194,14 +105,14 @@ async def test_rest_429_during_backfill_is_retried_within_the_weight_budget(tmp_
     async with LocalExchange(cfg) as ex:
         engine = Engine(recording_settings(ex, root))
         watch_ledger(engine)
-        assert engine.backfiller is not None
-        engine.backfiller.page = 10  # several pages per gap: 25 weight each vs 60 per second
+        assert engine.live.backfiller is not None
+        engine.live.backfiller.page = 10  # several pages per gap: 25 weight each vs 60 per second
         trades: list[Trade] = []
         engine.bus.subscribe(trades.append, kinds=[Trade], mode="inline")
         await engine.start()
-        await wait_until(lambda: engine.exchange_info is not None and len(trades) > 100, 10,
+        await wait_until(lambda: engine.live.info.info is not None and len(trades) > 100, 10,
                          "exchangeInfo adopted and trades flowing")
-        assert engine.rest.budget.limit == 60
+        assert engine.live.rest.budget.limit == 60
         market = ex.market("BTCUSDT")
         before = market.last_trade_id
         ex.faults.stall(True)  # a gap of 40+ trades: several pages of 10 (weight 25 each)
@@ -211,11 +122,11 @@ async def test_rest_429_during_backfill_is_retried_within_the_weight_budget(tmp_
         await wait_until(lambda: filled(engine, "btcusdt@trade", "btcusdt@aggTrade"), 9,
                          "both gaps backfilled")
         await engine.stop()
-    stats = engine.backfiller.stats
+    stats = engine.live.backfiller.stats
     assert ex.faults.injected["rest_429"] == 2 and stats.retries >= 2
     assert stats.failed == 0
     assert ex.limiter.rejected == 0  # the budget waited: the exchange never had to refuse
-    assert engine.rest.budget_status().rate_limited == 2
+    assert engine.live.rest.budget_status().rate_limited == 2
     pages = [r for r in ex.faults.rest_log if r[1] == "historicalTrades" and r[2] == 200]
     assert len(pages) >= 3
     assert_contiguous(read_kind(root, "trade"), "trade_id")
@@ -228,7 +139,7 @@ async def test_klines_missed_during_a_disconnect_are_backfilled(tmp_path) -> Non
         engine = Engine(recording_settings(ex, root, ("streams.kline.interval", "1s"),
                                            stale_after_s=1.0, idle_ping_after_s=0.5))
         watch_ledger(engine)
-        assert engine.backfiller is not None
+        assert engine.live.backfiller is not None
         closed: list[Kline] = []
         engine.bus.subscribe(lambda k: k.bar.closed and closed.append(k), kinds=[Kline],
                              mode="inline")
@@ -345,13 +256,16 @@ async def test_the_same_gap_reported_twice_is_fetched_once() -> None:
         a0 = ex.market("BTCUSDT").aggs[0][0]
         bus = Bus()
         rest = RestClient(ex.rest_url)
-        backfiller = Backfiller(rest, bus, backoff_initial_s=0.01, backoff_max_s=0.05)
+        backfiller = Backfiller(rest, bus, IdGate(), kline_keys=list,
+                                server_ms=lambda: time.time_ns() // 1_000_000,
+                                backoff_initial_s=0.01, backoff_max_s=0.05)
         backfiller.attach()
         got: list[Any] = []
-        bus.subscribe(got.append, kinds=[AggTrade, FeedEvent], mode="inline")
+        bus.subscribe(got.append, kinds=[AggTrade, LedgerEntry], mode="inline")
         bus.start()
-        gap = FeedEvent(what="gap", stream="btcusdt@aggTrade", symbol="BTCUSDT",
-                        first_missing=a0 + 3, last_good=a0 + 2, detail="20 ids missing")
+        gap = LedgerEntry(what="gap", stream="btcusdt@aggTrade", symbol="BTCUSDT",
+                          first_missing=a0 + 3, last_good=a0 + 2, last_missing=a0 + 22,
+                          detail="20 ids missing")
         bus.publish(gap)
         bus.publish(gap)  # e.g. two gates, or a repeated ledger row
         await wait_until(lambda: any(getattr(e, "what", "") == "backfill" for e in got), 5,
@@ -379,14 +293,14 @@ async def test_ids_dropped_while_storage_failed_are_refetched_for_the_recorder(
         trades: list[Trade] = []
         engine.bus.subscribe(trades.append, kinds=[Trade], mode="inline")
         await engine.start()
-        await wait_until(lambda: engine.recorder.written_max.get(("trade", "BTCUSDT")), 10,
+        await wait_until(lambda: engine.live.recorder.written_max.get(("trade", "BTCUSDT")), 10,
                          "trades on disk")
 
         def full(self, table):  # noqa: ANN001
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(segments.Segment, "write", full)
-        await wait_until(lambda: engine.recorder.state == "failed", 10, "REC FAILED")
+        await wait_until(lambda: engine.live.recorder.state == "failed", 10, "REC FAILED")
         n = len(trades)
         await wait_until(lambda: len(trades) > n + 100, 10, "trades while failed")
         monkeypatch.undo()
@@ -401,7 +315,7 @@ async def test_ids_dropped_while_storage_failed_are_refetched_for_the_recorder(
     assert_contiguous(read_kind(root, "aggTrade"), "agg_id")
     assert sum(r["backfilled"] for r in trade_rows) > 100
     assert [r.backfilled for r in trades].count(True) == 0  # the bus had them live
-    ledger = read_kind(root, "_events")
+    ledger = read_kind(root, "_ledger")
     assert [e["what"] for e in ledger if e["what"] == "recorder_failed"] == ["recorder_failed"]
     fills = [e for e in ledger if e["what"] == "backfill"]
     assert all("recorder_failed window" in e["detail"] for e in fills) and len(fills) == 2

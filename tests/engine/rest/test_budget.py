@@ -6,15 +6,15 @@ import asyncio
 import sys
 import time
 
-import aiohttp
 import pytest
 
 from engine.binance.weights import depth_weight, request_weight
 from engine.engine import Engine
+from engine.errors import RestRejected, RestUnavailable, UnknownSymbols
 from engine.exchange import ExchangeConfig, LocalExchange
 from engine.rest.budget import WeightBudget
-from engine.rest.client import Priority, RestClient, RestError
-from engine.rest.exchange_info import UnknownSymbols, fetch_exchange_info
+from engine.rest.client import Priority, RestClient
+from engine.rest.exchange_info import fetch_exchange_info
 from tests.helpers import ROOT, settings_for, wait_until
 
 
@@ -92,7 +92,7 @@ async def test_429_pauses_every_call_until_retry_after_and_never_earns_a_ban(htt
             async with http.get(f"{ex.rest_url}/api/v3/depth?symbol=BTCUSDT") as r:
                 assert r.status == 200
         rest.budget.used = 0  # we have not seen a header this window
-        with pytest.raises(RestError) as err:
+        with pytest.raises(RestRejected) as err:
             await rest.get("/api/v3/depth", {"symbol": "BTCUSDT"})
         assert err.value.status == 429 and err.value.code == -1003
         st = rest.budget_status()
@@ -110,7 +110,7 @@ async def test_418_ban_stops_all_rest_until_it_ends(http) -> None:
             async with http.get(f"{ex.rest_url}/api/v3/depth?symbol=BTCUSDT") as r:
                 if r.status == 418:
                     break
-        with pytest.raises(RestError) as err:
+        with pytest.raises(RestRejected) as err:
             await rest.get("/api/v3/time")
         assert err.value.status == 418
         st = rest.budget_status()
@@ -125,7 +125,7 @@ async def test_engine_adopts_announced_limit_and_reports_unknown_symbols() -> No
     async with limited_exchange() as ex:
         engine = Engine(settings_for(ex))
         await engine.start()
-        await wait_until(lambda: engine.exchange_info is not None, 10, "exchangeInfo")
+        await wait_until(lambda: engine.live.info.info is not None, 10, "exchangeInfo")
         assert engine.status().budget.limit == 300
         await engine.stop()
         bad = Engine(settings_for(ex, ("symbols", ["BTCUSDT", "NOPEUSDT"])))
@@ -156,8 +156,9 @@ async def test_cli_rejects_an_unknown_symbol_with_one_line() -> None:
 def test_budget_refunds_calls_that_never_reached_the_server() -> None:
     async def run() -> int:
         rest = RestClient("http://127.0.0.1:1")
-        with pytest.raises(aiohttp.ClientError):
+        with pytest.raises(RestUnavailable) as info:  # the one error family, never aiohttp's
             await rest.get("/api/v3/exchangeInfo")
+        assert not info.value.sent and info.value.retryable
         await rest.close()
         return rest.budget.used
 

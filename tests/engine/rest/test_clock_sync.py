@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from engine.clock import ManualClock
-from engine.config.settings import ConfigError, load_settings
-from engine.rest.client import Priority, RestError
+from engine.config import ConfigError, load_settings
+from engine.errors import RestRejected
+from engine.rest.client import Priority
 from engine.rest.clock_sync import ClockSample, ClockSync, best_sample
 from tests.helpers import run_cli, wait_until
 
@@ -35,16 +39,16 @@ class FakeTimeApi:
         self.clock, self.offset_ms, self.delays = clock, offset_ms, delays
         self.calls: list[tuple[str, Priority]] = []
 
-    async def get(self, path: str, params: dict[str, str | int] | None = None,
-                  priority: Priority = Priority.POLL) -> bytes:
+    async def fetch(self, path: str, params: dict[str, str | int] | None,
+                    decode: Callable[[bytes], Any], priority: Priority = Priority.POLL) -> Any:
         self.calls.append((path, priority))
         delay = self.delays[(len(self.calls) - 1) % len(self.delays)]
         if delay is None:
-            raise RestError(503, None, "unavailable")
+            raise RestRejected(503, None, "unavailable")
         self.clock.advance(delay[0] / 1000)
         server = self.clock.wall_ns // 1_000_000 + self.offset_ms
         self.clock.advance(delay[1] / 1000)
-        return b'{"serverTime":%d}' % server
+        return decode(b'{"serverTime":%d}' % server)
 
 
 async def test_sync_keeps_min_rtt_sample_and_counts_failures() -> None:

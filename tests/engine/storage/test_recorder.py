@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from engine.bus import Bus
 from engine.clock import ManualClock
-from engine.config.settings import Storage
+from engine.config import Storage
 from engine.events import DepthUpdate, Trade
 from engine.storage.recorder import Recorder
 from engine.storage.segments import recover
@@ -220,7 +220,7 @@ async def test_disk_full_mid_recording(tmp_path, monkeypatch) -> None:
     ids = read(tmp_path / "data", "trade").column("trade_id").to_pylist()
     assert sorted(ids) == [1000, 1002]  # the one row that hit the full disk is gone
     assert rec.status().rows_dropped == 1  # ... counted
-    ledger = ds.dataset(tmp_path / "data" / "_events", format="parquet",
+    ledger = ds.dataset(tmp_path / "data" / "_ledger", format="parquet",
                         partitioning="hive").to_table(columns=["what", "detail"]).to_pylist()
     assert ledger == [{"what": "recorder_failed",  # ... and the window is in the ledger
                        "detail": "1 rows not recorded: writing to "
@@ -238,7 +238,7 @@ async def test_ledger_events_and_toggle_off_finishes_files(tmp_path) -> None:
     assert len(list((tmp_path / "data").rglob("*.parquet"))) == 2
     bus.publish(trade(0, T0 + 7))  # not recording: ignored, not dropped
     assert rec.status().rows_dropped == 0
-    events = ds.dataset(tmp_path / "data" / "_events", format="parquet",
+    events = ds.dataset(tmp_path / "data" / "_ledger", format="parquet",
                         partitioning="hive").to_table(
         columns=["what", "stream", "symbol", "first_missing", "last_good", "detail"]).to_pylist()
     assert events[0]["what"] == "gap" and events[0]["first_missing"] == 1005
@@ -263,11 +263,11 @@ async def test_reconnect_gap_is_in_the_ledger_with_exact_ids(tmp_path) -> None:
         await engine.start()
         await wait_until(lambda: len(trades) > 50, 10, "trades")
         ex.faults.drop_all()  # trades keep happening while we are away
-        await wait_until(lambda: engine.continuity.gaps >= 1, 15, "gap after reconnect")
+        await wait_until(lambda: engine.live.gate.gaps >= 1, 15, "gap after reconnect")
         await engine.stop()
     ids = [t.trade_id for t in trades]
     holes = [(a, b) for a, b in itertools.pairwise(ids) if b != a + 1]
-    ledger = ds.dataset(tmp_path / "data" / "_events", format="parquet",
+    ledger = ds.dataset(tmp_path / "data" / "_ledger", format="parquet",
                         partitioning="hive").to_table(
         columns=["what", "stream", "first_missing", "last_good"]).to_pylist()
     whats = [e["what"] for e in ledger]

@@ -19,33 +19,33 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.bus import Bus, Mode
-from engine.config.settings import ConfigError, load_settings
+from engine.config import ConfigError, Settings, load_settings
+from engine.engine import Engine
+from engine.errors import ReplayError
 from engine.events import (
     AggTrade,
     BookTicker,
     DepthUpdate,
     Event,
-    FeedEvent,
     Kline,
+    LedgerEntry,
     MiniTicker,
     OrderBookSnapshot,
     PartialDepth,
     Trade,
 )
 from engine.exchange import ExchangeConfig, LocalExchange
+from engine.source import Wiring
+from engine.status import ReplayProgress
 from engine.storage import layout, schemas
-from engine.storage.recorder import FeedBuffer
-from engine.storage.replay import (
-    Replayer,
-    ReplayError,
-    ReplaySpec,
-    parse_speed,
-    parse_time,
-    read_events,
-)
+from engine.storage.reader import read_events
+from engine.storage.recorder import LedgerBuffer
+from engine.storage.replay import Replay
+from engine.subscription import Subscription
+from engine.view.market import MarketState
 from tests import factories
 from tests.helpers import ROOT, SHARED, wait_until
-from tui.cli import main
+from tui.cli import ReplaySpec, main, parse_speed, parse_time
 
 REC = SHARED / "realdata/hftbacktest/btcusdt_20240808.first2000lines.txt"
 T0 = 1_723_161_300_000_000_000  # 2024-08-08T23:55:00Z in ns
@@ -86,7 +86,7 @@ EXAMPLES: dict[type[Event], Event] = {
     OrderBookSnapshot: OrderBookSnapshot(recv_ns=T0 + 8, conn=0, last_update_id=76,
                                          symbol="BTCUSDT", limit=1000,
                                          bids=[(61_000.0, 1.0)], asks=[(61_001.0, 3.0)]),
-    FeedEvent: factories.gap(79, stream="btcusdt@depth@100ms", start_ns=T0 + 5, end_ns=T0 + 6,
+    LedgerEntry: factories.gap(79, stream="btcusdt@depth@100ms", start_ns=T0 + 5, end_ns=T0 + 6,
                              detail="U jumped", recv_ns=T0 + 9, conn=1),
 }
 
@@ -97,13 +97,13 @@ def write(root: Path, events: list[Event], seqs: list[int] | None = None,
     seqs = seqs if seqs is not None else list(range(len(events)))
     groups: dict[tuple[type, str], list[tuple[Event, int]]] = {}
     for event, seq in zip(events, seqs, strict=True):
-        sym = "" if isinstance(event, FeedEvent) else event.symbol  # type: ignore[attr-defined]
+        sym = "" if isinstance(event, LedgerEntry) else event.symbol  # type: ignore[attr-defined]
         groups.setdefault((type(event), sym), []).append((event, seq))
     for (typ, sym), rows in groups.items():
-        buf: Any = FeedBuffer() if typ is FeedEvent else schemas.ColumnBuffer(typ)
+        buf: Any = LedgerBuffer() if typ is LedgerEntry else schemas.ColumnBuffer(typ)
         for event, seq in rows:
             buf.append(event, seq)
-        kind = layout.EVENTS_DIR if typ is FeedEvent else typ.kind
+        kind = layout.LEDGER_DIR if typ is LedgerEntry else typ.kind
         folder = layout.partition_dir(root, kind, sym, rows[0][0].recv_ns)
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(buf.take(), folder / f"{name}.parquet")
@@ -117,7 +117,7 @@ def builtins(events: list[Event]) -> list[Any]:
 
 
 def test_examples_cover_every_recorded_type() -> None:
-    assert set(EXAMPLES) == {*schemas.RECORDED_TYPES, FeedEvent}
+    assert set(EXAMPLES) == {*schemas.RECORDED_TYPES, LedgerEntry}
 
 
 @pytest.mark.parametrize("typ", list(EXAMPLES), ids=lambda t: t.kind)
@@ -187,7 +187,14 @@ def test_parse_time_and_speed() -> None:
         parse_time("soon", "--to")
 
 
-# -- Replayer ---------------------------------------------------------------------------
+# -- Replay (the source) ------------------------------------------------------------------
+
+
+def Replayer(root: Path, bus: Bus, speed: float) -> Replay:  # noqa: N802 - reads as a class
+    """A replay source on ``bus`` alone (no engine around it)."""
+    settings = Settings()
+    sub = Subscription(settings.streams, settings.symbols)
+    return Replay(Wiring(settings, bus, sub, MarketState(sub)), root, speed=speed)
 
 
 def second_of_events(root: Path, n: int = 11, span_ns: int = 1_000_000_000) -> list[Event]:
@@ -206,7 +213,7 @@ async def test_replayer_paces_by_recv_time_over_speed(tmp_path: Path) -> None:
     bus.subscribe(got.append, mode=Mode.INLINE)
     replayer = Replayer(tmp_path, bus, speed=10)
     loop = asyncio.get_running_loop()
-    replayer.start()
+    await replayer.start()
     await wait_until(lambda: replayer.total, 5, "the recording to load")
     t0 = loop.time()  # pacing starts once loaded
     await asyncio.wait_for(replayer.done.wait(), 5)
@@ -214,7 +221,7 @@ async def test_replayer_paces_by_recv_time_over_speed(tmp_path: Path) -> None:
     assert 0.08 <= elapsed <= 0.5, elapsed  # 1 s recorded / 10
     assert replayer.error is None
     assert builtins(got) == builtins(events)
-    assert replayer.progress() == (11, 11, events[-1].recv_ns)
+    assert replayer.progress() == ReplayProgress(11, 11, events[-1].recv_ns)
 
 
 async def test_replayer_max_speed_delivers_everything_in_order(tmp_path: Path) -> None:
@@ -229,7 +236,7 @@ async def test_replayer_max_speed_delivers_everything_in_order(tmp_path: Path) -
     bus.start()
     replayer = Replayer(tmp_path, bus, speed=float("inf"))
     started = time.monotonic()
-    replayer.start()
+    await replayer.start()
     await asyncio.wait_for(replayer.done.wait(), 5)
     assert time.monotonic() - started < 3
     await bus.stop()
@@ -239,12 +246,12 @@ async def test_replayer_max_speed_delivers_everything_in_order(tmp_path: Path) -
 
 async def test_replayer_reports_a_bad_recording_and_can_stop_early(tmp_path: Path) -> None:
     broken = Replayer(tmp_path / "missing", Bus(), speed=0)
-    broken.start()
+    await broken.start()
     await asyncio.wait_for(broken.done.wait(), 5)
     assert isinstance(broken.error, ReplayError)
     second_of_events(tmp_path, n=3, span_ns=3_600 * 1_000_000_000)
     slow = Replayer(tmp_path, Bus(), speed=1)
-    slow.start()
+    await slow.start()
     await wait_until(lambda: slow.published == 1, 5, "the first event")
     await slow.stop()
     assert slow.done.is_set() and slow.published == 1 and slow.total == 3
@@ -256,20 +263,20 @@ async def test_replayer_reports_a_bad_recording_and_can_stop_early(tmp_path: Pat
 async def test_engine_in_replay_mode_status_and_toggles(tmp_path: Path) -> None:
     events = second_of_events(tmp_path, n=9)
     settings = load_settings(None, [("storage.enabled", False)])
-    engine = ReplaySpec(tmp_path, speed=0).engine(settings)
-    assert engine.replay is not None
+    engine = Engine(settings, source=ReplaySpec(tmp_path, speed=0).source())
+    assert isinstance(engine.source, Replay)
     engine.set_stream("bookTicker", False)  # a TUI toggle mutes that kind in replay
     got: list[Event] = []
     engine.bus.subscribe(got.append, kinds=[Trade, BookTicker], mode=Mode.INLINE)
     async with engine:
-        await asyncio.wait_for(engine.replay.done.wait(), 5)
+        await asyncio.wait_for(engine.source.done.wait(), 5)
         engine.sample_rates()
         status = engine.status()
     assert status.connections == []
-    assert status.replay == (4, 9, events[-1].recv_ns)
+    assert status.replay == ReplayProgress(4, 9, events[-1].recv_ns)
     assert [(s.name, s.kind, s.symbol, s.messages, s.last_age_s) for s in status.streams] == [
         ("btcusdt@trade", "trade", "BTCUSDT", 4, 0.125)]
-    assert [e.kind for e in got] == ["trade"] * 4 and engine.replay.skipped == 5
+    assert [e.kind for e in got] == ["trade"] * 4 and engine.source.skipped == 5
 
 
 async def test_tui_runs_unchanged_on_a_replay(tmp_path: Path) -> None:
@@ -279,21 +286,21 @@ async def test_tui_runs_unchanged_on_a_replay(tmp_path: Path) -> None:
     settings = load_settings(None, [("storage.enabled", False)])
     app = MonitorApp(settings, replay=ReplaySpec(tmp_path, speed=0))
     async with app.run_test(size=(120, 32)) as pilot:
-        await wait_until(lambda: app.engine is not None and app.engine.replay is not None
-                         and app.engine.replay.done.is_set(), 10, "the replay to finish")
+        await wait_until(lambda: app.engine is not None
+                         and app.engine.source.ended.is_set(), 10, "the replay to finish")
         await wait_until(lambda: bool(app.engine and app.engine.market.recent_trades(
             "BTCUSDT", 1)), 5, "a trade shown")
         await pilot.pause(0.2)
         screen = app.export_screenshot().replace("&#160;", " ")
         tape = [app.query_one("TradeTape").render_line(y).text for y in range(1, 4)]
-        replay = app.engine.replay if app.engine is not None else None
+        replay = app.engine.source if app.engine is not None else None
         await pilot.press("t")
         await pilot.press("q")
         await wait_until(lambda: not app.is_running, 10, "app exited")
     # Asserted after the app is gone: a failure inside run_test() hangs Textual's teardown.
     assert "REPLAY 21/21" in screen  # the replay progress in the status bar
     assert all(":" in line for line in tape)  # recorded trades on the tape
-    assert replay is not None and replay.muted == {"trade"}
+    assert isinstance(replay, Replay) and replay.muted == {"trade"}
 
 
 def run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -304,7 +311,7 @@ def run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 
 def test_headless_replay_at_max_speed_exits_by_itself(tmp_path: Path) -> None:
     second_of_events(tmp_path, n=101)
-    write(tmp_path, [EXAMPLES[FeedEvent]], name="ledger")
+    write(tmp_path, [EXAMPLES[LedgerEntry]], name="ledger")
     proc = run("--no-ui", "--replay", str(tmp_path), "--speed", "max")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "replay done: 102 of 102 events published" in proc.stdout
@@ -402,7 +409,7 @@ async def test_live_recording_replays_the_same_events_in_the_same_order(tmp_path
     import msgspec
 
     from engine.engine import Engine
-    from engine.events import FeedEvent
+    from engine.events import LedgerEntry
     from engine.exchange import ExchangeConfig, LocalExchange
     from engine.storage.schemas import RECORDED_TYPES
     from tests.helpers import settings_for, wait_until
@@ -414,7 +421,7 @@ async def test_live_recording_replays_the_same_events_in_the_same_order(tmp_path
             ("storage.directory", str(data)), ("streams.depthUpdate.enabled", True),
             ("streams.miniTicker.enabled", True)))
         live: list[object] = []
-        engine.bus.subscribe(live.append, kinds=[*RECORDED_TYPES, FeedEvent], mode="inline")
+        engine.bus.subscribe(live.append, kinds=[*RECORDED_TYPES, LedgerEntry], mode="inline")
         await engine.start()
         await wait_until(lambda: len(live) > 3000, 15, "live events")
         await engine.stop()

@@ -10,9 +10,10 @@ import pytest
 from rich.console import Console
 
 from engine.binance.streams import StreamRef, parse_stream_name
-from engine.engine import Engine, EngineStatus, StreamStatus
+from engine.engine import Engine
 from engine.events import Trade
 from engine.exchange import ExchangeConfig, LocalExchange
+from engine.status import EngineStatus, StreamStatus
 from engine.view.health import HealthMonitor, expected_cadence_ms, percentile
 from tests.factories import book_ticker, partial_depth, trade
 from tests.helpers import settings_for, wait_until
@@ -104,7 +105,7 @@ def stream(status: EngineStatus, name: str) -> StreamStatus:
 
 def messages(engine: Engine, name: str) -> Callable[[], int]:
     def count() -> int:
-        route = engine.decoder.stats.routes.get(name)
+        route = engine.live.decoder.stats.routes.get(name)
         return route.messages if route else 0
     return count
 
@@ -117,7 +118,7 @@ async def test_offset_and_corrected_latency_through_the_engine(offset: int) -> N
         await engine.start()
         try:
             trades = messages(engine, "btcusdt@trade")
-            await wait_until(lambda: engine.clock_sync.synced and trades() >= 100, 10,
+            await wait_until(lambda: engine.live.clock_sync.synced and trades() >= 100, 10,
                              "clock sync and 100 trades")
             status = engine.status()
         finally:

@@ -8,14 +8,22 @@ import itertools
 import msgspec
 import pytest
 
-from engine.config.settings import ConfigError, load_settings
+from engine.binance.rest_rows import decode_klines
+from engine.config import Streams
 from engine.engine import Engine
 from engine.events import AggTrade, BookTicker, Kline, Trade
 from engine.exchange import ExchangeConfig, LocalExchange
 from engine.feed.decode import FrameDecoder
-from engine.view.market import Candle, CandleSeries, MarketState, median, parse_klines
+from engine.subscription import Subscription
+from engine.view.history import candles_from_rest
+from engine.view.market import Candle, CandleSeries, MarketState, median
 from tests import factories
 from tests.helpers import settings_for, wait_until
+
+
+def market_for(*symbols: str, **kw: int) -> MarketState:
+    """A market view of ``symbols`` on a subscription of its own (default streams)."""
+    return MarketState(Subscription(Streams(), symbols), **kw)
 
 HFT = "realdata/hftbacktest/btcusdt_20240808.first2000lines.txt"
 
@@ -36,7 +44,7 @@ def test_real_frames_fill_tape_and_ticker_with_seq_counters(shared_dir) -> None:
     trades = [e for e in events if isinstance(e, Trade)]
     tickers = [e for e in events if isinstance(e, BookTicker)]
     assert len(trades) == 297 and len(tickers) == 1515
-    market = MarketState(("BTCUSDT",), large_multiple=0)
+    market = market_for("BTCUSDT")
     for ev in events:
         market.on_event(ev)
     st = market.get("BTCUSDT")
@@ -54,13 +62,17 @@ def test_real_frames_fill_tape_and_ticker_with_seq_counters(shared_dir) -> None:
     assert st.book_ticker is tickers[-1] and st.prev_book_ticker is tickers[-2]
     assert market.book_ticker("BTCUSDT") is tickers[-1]
     assert market.partial_depth("BTCUSDT") is None and market.book_ticker("ETHUSDT") is None
-    assert not any(t.large for t in st.trades)  # both rules off
-    # the rolling median is refreshed at 20 trades, then every 64: last at trade 276
+    # the rolling median is refreshed at 20 trades, then every 256: last at trade 276;
+    # each tape row keeps the median it met (what a UI's large-trade rule compares with)
     assert st.median_notional == pytest.approx(median([t.price * t.qty for t in trades[:276]]))
+    assert [t.median_notional for t in list(st.trades)[:20]] == [0.0] * 20
+    assert st.trades[20].median_notional == pytest.approx(
+        median([t.price * t.qty for t in trades[:20]]))
+    assert st.trades[-1].median_notional == st.median_notional
 
 
 def test_bounded_tape_and_bid_ask_moves() -> None:
-    market = MarketState(("BTCUSDT",), trades_maxlen=10)
+    market = market_for("BTCUSDT", trades_maxlen=10)
     for i in range(25):
         market.on_event(factories.trade(i, price=100.0, event_time=i))
     st = market.get("BTCUSDT")
@@ -78,41 +90,8 @@ def _trade(i: int, notional: float, symbol: str = "BTCUSDT") -> Trade:
                            buyer_is_maker=bool(i % 2))
 
 
-def test_large_trade_rule_absolute_and_median_multiple() -> None:
-    market = MarketState(("BTCUSDT",), large_notional=5_000, large_multiple=10)
-    for i in range(30):
-        market.on_event(_trade(i, 100.0))  # median 100 after 20 trades
-    st = market.get("BTCUSDT")
-    assert st is not None and st.median_notional == pytest.approx(100.0)
-    market.on_event(_trade(100, 999.0))  # < 10 x median
-    market.on_event(_trade(101, 1_000.0))  # = 10 x median
-    market.on_event(_trade(102, 6_000.0))  # over the absolute threshold too
-    assert [t.large for t in list(st.trades)[-3:]] == [False, True, True]
-    assert not any(t.large for t in list(st.trades)[:30])
-    # the multiple rule waits for enough samples; the absolute one does not
-    fresh = MarketState(large_notional=5_000, large_multiple=10)
-    fresh.on_event(_trade(1, 10.0, "ETHUSDT"))
-    fresh.on_event(_trade(2, 4_000.0, "ETHUSDT"))
-    fresh.on_event(_trade(3, 5_000.0, "ETHUSDT"))
-    assert [t.large for t in fresh.symbol("ETHUSDT").trades] == [False, False, True]
-    off = MarketState(large_notional=0, large_multiple=0)
-    assert not off.is_large(1e12, 1.0)
-
-
-def test_large_trade_settings_are_validated() -> None:
-    s = load_settings(None, [("ui.large_trade_notional", 250_000),
-                             ("ui.large_trade_multiple", 20)])
-    assert (s.ui.large_trade_notional, s.ui.large_trade_multiple) == (250_000.0, 20.0)
-    assert load_settings(None).ui.large_trade_multiple == 10.0
-    assert load_settings(None).ui.large_trade_notional == 0.0
-    with pytest.raises(ConfigError, match=r"ui\.large_trade_notional: -1 is too small"):
-        load_settings(None, [("ui.large_trade_notional", -1)])
-    with pytest.raises(ConfigError, match=r"ui\.large_trade_multiple"):
-        load_settings(None, [("ui.large_trade_multiple", "lots")])
-
-
 def test_agg_trades_feed_the_tape_only_without_raw_trades() -> None:
-    market = MarketState(("BTCUSDT",))
+    market = market_for("BTCUSDT")
 
     def agg(i: int) -> AggTrade:
         return factories.agg_trade(1000 + i, first_trade_id=i, event_time=i)
@@ -122,7 +101,7 @@ def test_agg_trades_feed_the_tape_only_without_raw_trades() -> None:
     market.on_event(agg(2))  # raw trades flow: aggTrades ignored
     st = market.symbol("BTCUSDT")
     assert [t.trade_id for t in st.trades] == [1001, 2]
-    market.use_trade_stream(False)  # trade stream switched off
+    market.subscription.set_enabled("trade", False)  # trade stream switched off
     market.on_event(_trade(3, 100))  # in flight: ignored
     market.on_event(agg(3))
     assert [t.trade_id for t in st.trades] == [1001, 2, 1003]
@@ -135,7 +114,7 @@ def _kline(open_time: int, close: float, closed: bool, interval: str = "1m") -> 
 
 
 def test_candles_update_live_bar_append_and_stay_bounded() -> None:
-    market = MarketState(("BTCUSDT",), candles_maxlen=3)
+    market = market_for("BTCUSDT", candles_maxlen=3)
     market.on_event(_kline(0, 101, False))
     market.on_event(_kline(0, 102, True))  # same bar, now closed
     market.on_event(_kline(60_000, 99, False))
@@ -165,11 +144,11 @@ def test_history_merges_under_live_bars() -> None:
     assert next(reversed(series.bars)) == 240
 
 
-def test_parse_klines_marks_the_open_bar() -> None:
+def test_rest_history_marks_the_open_bar() -> None:
     body = msgspec.json.encode([
         [0, "1.0", "2.0", "0.5", "1.5", "10", 59_999, "15", 3, "5", "7", "0"],
         [60_000, "1.5", "1.6", "1.4", "1.6", "2", 119_999, "3", 1, "1", "1", "0"]])
-    bars = parse_klines(body, now_ms=100_000)
+    bars = candles_from_rest(decode_klines(body), now_ms=100_000)
     assert bars == [Candle(0, 1.0, 2.0, 0.5, 1.5, 10.0, True),
                     Candle(60_000, 1.5, 1.6, 1.4, 1.6, 2.0, False)]
 
@@ -177,15 +156,17 @@ def test_parse_klines_marks_the_open_bar() -> None:
 # -- interval switching against the local exchange ----------------------------------------
 
 
-def _exchange_with_history(minutes: int = 150) -> LocalExchange:
-    """A local exchange whose BTCUSDT market already traded for ``minutes``."""
-    ex = LocalExchange(ExchangeConfig(symbols=("BTCUSDT",), rate=200, warmup_ops=0))
-    market = ex.market("BTCUSDT")
+def _exchange_with_history(minutes: int = 150,
+                           symbols: tuple[str, ...] = ("BTCUSDT",)) -> LocalExchange:
+    """A local exchange whose markets already traded for ``minutes``."""
+    ex = LocalExchange(ExchangeConfig(symbols=symbols, rate=200, warmup_ops=0))
     now = ex.now_ms()
-    for t in range(now - minutes * 60_000, now - 1_000, 2_000):
-        market.step(t, 4)
-    market.drain()
-    market.reset_diffs()
+    for symbol in symbols:
+        market = ex.market(symbol)
+        for t in range(now - minutes * 60_000, now - 1_000, 2_000):
+            market.step(t, 4)
+        market.drain()
+        market.reset_diffs()
     return ex
 
 
@@ -202,7 +183,7 @@ async def test_set_kline_interval_resubscribes_live_and_backfills() -> None:
                 await engine.set_kline_interval("7m")
             loaded = await engine.set_kline_interval("1s")
             assert engine.kline_interval == "1s" and engine.market.interval == "1s"
-            assert loaded > 50 and engine.kline_backfill_error == ""
+            assert loaded > 50 and engine.status().history_error == ""
             bars = engine.market.candles("BTCUSDT")
             assert len(bars) > 50  # full chart right after the switch
             assert engine.market.candles("BTCUSDT", "1m") == []  # old interval dropped
@@ -211,7 +192,7 @@ async def test_set_kline_interval_resubscribes_live_and_backfills() -> None:
                              and "btcusdt@kline_1m" not in ex.connections[0].streams, 10,
                              "UNSUBSCRIBE kline_1m / SUBSCRIBE kline_1s on the open socket")
             assert ex.stats.connections_accepted == 1
-            assert "btcusdt@kline_1s" in engine.manager.subscribed()
+            assert "btcusdt@kline_1s" in engine.live.manager.subscribed()
             last_open = bars[-1].open_time
             await wait_until(lambda: engine.market.candles("BTCUSDT")[-1].open_time > last_open,
                              10, "live 1s klines append new bars")
@@ -223,3 +204,23 @@ async def test_set_kline_interval_resubscribes_live_and_backfills() -> None:
             await wait_until(lambda: "btcusdt@kline_1s" in ex.connections[0].streams, 10,
                              "kline_1s resubscribed by the toggle")
             assert ex.stats.connections_accepted == 1
+
+
+async def test_a_symbol_added_at_runtime_gets_history_after_an_interval_switch() -> None:
+    """The candle history loops over the one subscription's symbols: a symbol added with
+    ``s`` is in it (it used to loop over the configured symbols only, so the added one
+    showed a lone live bar after ``[``/``]``)."""
+    async with _exchange_with_history(symbols=("BTCUSDT", "ETHUSDT")) as ex:
+        engine = Engine(settings_for(ex, ("streams.kline.interval", "1m")))
+        async with engine:
+            assert await engine.add_symbol("ethusdt") == ""
+            assert engine.symbols == ["BTCUSDT", "ETHUSDT"]
+            assert len(engine.market.candles("ETHUSDT")) > 50  # its 1m history, at once
+            loaded = await engine.set_kline_interval("1s")
+            eth = engine.market.candles("ETHUSDT")
+            assert len(eth) > 50 and all(a.open_time + 1000 == b.open_time
+                                         for a, b in itertools.pairwise(eth))
+            assert loaded > 100  # both symbols' bars
+            assert engine.status().history_error == ""
+            await wait_until(lambda: "ethusdt@kline_1s" in ex.connections[0].streams, 10,
+                             "the added symbol's klines follow the interval")
