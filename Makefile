@@ -46,8 +46,9 @@ bench-components: install-test  ## the older per-component benches
 faults: install-test    ## fault matrix: a real recorder under each fault (ARGS="--quick" for short)
 	$(BIN)/python bench/faults.py $(ARGS)
 
-lint: install-test
+lint: install-test      ## ruff over everything, mypy over engine/ (the exchange included) and tui/
 	$(BIN)/ruff check engine tui tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

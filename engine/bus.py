@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.events import LOCAL_EVENT_TYPES, ROUTED_EVENT_TYPES, Event
+from engine.tasks import cancel_and_wait
 
 log = logging.getLogger("binance_live.bus")
 
@@ -98,9 +99,9 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         if mode is Mode.INLINE:
-            self.offer = self._deliver  # type: ignore[method-assign]
+            self.offer = self._deliver  # type: ignore[method-assign]  # dispatch chosen once, not per event
         elif policy is Overflow.KEEP_LATEST:
-            self.offer = self._offer_latest  # type: ignore[method-assign]
+            self.offer = self._offer_latest  # type: ignore[method-assign]  # ditto
 
     # -- publish side (hot path) --------------------------------------------------------
 
@@ -251,7 +252,7 @@ class Consumer:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
-                self._task.cancel()
+                await cancel_and_wait(self._task)  # what is still queued is dropped
             self._task = None
         if self._thread is not None:
             thread = self._thread
@@ -304,7 +305,7 @@ class Bus:
             raise ValueError("inline consumers must be plain (sync) callables")
         if chosen is Mode.THREAD and is_async:
             raise ValueError("async callbacks run as tasks, not threads")
-        consumer = Consumer(callback, name or getattr(callback, "__name__", "consumer"),
+        consumer = Consumer(callback, name or str(getattr(callback, "__name__", "consumer")),
                             tuple(kinds) if kinds is not None else None, Overflow(policy),
                             capacity, chosen, batch, self.type_counts)
         self._consumers.append(consumer)

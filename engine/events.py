@@ -234,6 +234,8 @@ class Ledger(StrEnum):
     RECORDER_FAILED = "recorder_failed"  # rows not recorded while storage failed
 
 
+MAX_DETAIL = 500  # characters of a ledger entry's detail (a bound on the row, not a UI cut)
+
 # Entries that end a connection: the streams it carried may have missed data.
 LEDGER_DISCONNECTS = frozenset({Ledger.DISCONNECT, Ledger.STALE, Ledger.SERVER_SHUTDOWN})
 

@@ -96,8 +96,9 @@ class Subscription:
         return True
 
     def enable_all(self) -> None:
-        """Every kind on, telling no one (a replay, before anything listens)."""
-        self.enabled = dict.fromkeys(STREAM_KINDS, True)
+        """Every kind on (a replay has what it recorded), each change told as usual."""
+        for kind in STREAM_KINDS:
+            self.set_enabled(kind, True)
 
     def add_symbol(self, symbol: str) -> bool:
         """Start streaming ``symbol`` (upper-case) too; False when it already is."""

@@ -11,12 +11,14 @@ inside a function. The rules:
 * headless mode never loads Textual; ``import engine.events`` loads no pyarrow, aiohttp or
   Textual;
 * at most 12 modules directly in ``engine/`` (the rest live in sub-packages);
-* nothing imports a private (``_name``) name from another module.
+* nothing imports a private (``_name``) name from another module;
+* every ``type: ignore`` names its error code and says why on the same line.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -159,3 +161,16 @@ def test_the_event_structs_load_without_pyarrow_aiohttp_or_textual() -> None:
     heavy = {"pyarrow", "aiohttp", "textual", "websockets", "yaml"}
     assert loaded("import engine.events", heavy) == []
     assert loaded("from engine import Trade, BookTicker, LedgerEntry", heavy) == []
+
+
+IGNORE = re.compile(r"#\s*type:\s*ignore(\[[\w,-]+\])?(.*)$")
+
+
+def test_every_type_ignore_names_its_code_and_a_reason() -> None:
+    bad = []
+    for name, path in modules().items():
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            m = IGNORE.search(line)
+            if m and (not m.group(1) or not m.group(2).strip().lstrip("#").strip()):
+                bad.append(f"{name}:{n}: {line.strip()}")
+    assert bad == []

@@ -57,7 +57,7 @@ class MonitorApp(App[int]):
     #ladder { border: round $panel; height: 100%; }
     .panel-title { color: $muted; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = _bindings()
+    BINDINGS: ClassVar[list[BindingType]] = [*_bindings()]
 
     def __init__(self, settings: Settings, *, ui: Ui | None = None, demo: bool = False,
                  replay: ReplaySpec | None = None, engine: Engine | None = None) -> None:
@@ -206,7 +206,7 @@ class MonitorApp(App[int]):
     def symbols(self) -> list[str]:
         return list(self.engine.symbols) if self.engine is not None else [self.symbol]
 
-    def action_toggle(self, kind: str) -> None:
+    def action_toggle_stream(self, kind: str) -> None:
         if self.engine is not None:
             on = self.engine.toggle_stream(kind)
             self.notify(f"{kind} {'on' if on else 'off'}", timeout=2)
@@ -280,7 +280,7 @@ class MonitorApp(App[int]):
         yield from super().get_system_commands(screen)
         for key, kind in TOGGLE_KEYS.items():
             yield SystemCommand(f"Toggle {kind} stream", f"SUBSCRIBE/UNSUBSCRIBE ({key})",
-                                lambda k=kind: self.action_toggle(k))
+                                lambda k=kind: self.action_toggle_stream(k))
         yield SystemCommand("Start/stop recording", "Parquet recorder (r)", self.action_record)
         yield SystemCommand("Freeze display", "engine and recorder continue (p)",
                             self.action_freeze)

@@ -31,7 +31,7 @@ TOGGLE_KEYS = {
 }
 
 KEYS: tuple[Key, ...] = (
-    *(Key(f"toggle.{kind}", key, f"toggle('{kind}')", kind, group="Streams")
+    *(Key(f"toggle.{kind}", key, f"toggle_stream('{kind}')", kind, group="Streams")
       for key, kind in TOGGLE_KEYS.items()),
     Key("polling", "o", "polling", "REST poll"),
     Key("record", "r", "record", "REC"),

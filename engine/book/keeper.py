@@ -199,8 +199,12 @@ class BookKeeper:
             return
         task = self._tasks.spawn(self._sync(sym), name=f"book-sync:{sym}")
         self._syncing[sym] = task
-        task.add_done_callback(lambda t, s=sym: self._syncing.pop(s, None)
-                               if self._syncing.get(s) is t else None)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._syncing.get(sym) is done:
+                del self._syncing[sym]
+
+        task.add_done_callback(forget)
 
     async def _sync(self, sym: str) -> None:
         """Fetch snapshots until one bridges the buffered diffs (Binance steps 2-5)."""
@@ -222,8 +226,6 @@ class BookKeeper:
                 self.last_error = f"{sym}: {exc}"
                 await asyncio.sleep(backoff.next_delay())
                 continue
-            if book.synced:  # cannot happen (only this task syncs), but never reload
-                return
             if book.on_snapshot(snap):
                 self._synced(sym, book, snap)
                 return

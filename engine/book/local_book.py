@@ -309,9 +309,15 @@ class LocalBook:
         """The best ``n`` levels of each side, best first."""
         bids, asks = self.bids, self.asks
         if n == 1:  # the common BookTop case: no full scan
-            b = [self.best_bid()] if bids else []
-            a = [self.best_ask()] if asks else []
-            return b, a  # type: ignore[return-value]
+            b: list[Level] = []
+            a: list[Level] = []
+            if bids:
+                p = self._best_bid_price()
+                b.append((p, bids[p]))
+            if asks:
+                p = self._best_ask_price()
+                a.append((p, asks[p]))
+            return b, a
         return ([(p, bids[p]) for p in nlargest(n, bids)],
                 [(p, asks[p]) for p in nsmallest(n, asks)])
 

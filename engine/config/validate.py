@@ -33,7 +33,7 @@ def _type_name(tp: Any) -> str:
 
 def _convert(path: str, value: Any, tp: Any, meta: typing.Mapping[str, Any]) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         return build(tp, value, path)
@@ -127,7 +127,8 @@ def settings_from(data: Mapping[str, Any], front_end: Collection[str] = FRONT_EN
     ``front_end`` top-level keys belong to a front-end and are skipped."""
     conn_data = data.get("connection")
     at = conn_data.get("rollover_at") if isinstance(conn_data, dict) else None
-    if isinstance(at, int) and not isinstance(at, bool) and at >= 0:
+    if isinstance(conn_data, dict) and isinstance(at, int) and not isinstance(at, bool) \
+            and at >= 0:
         # YAML 1.1 reads an unquoted 12:30 as the sexagesimal int 750: give it back
         data = {**data, "connection": {**conn_data, "rollover_at": f"{at // 60:02d}:{at % 60:02d}"}}
     settings: Settings = build(Settings, data, also_allowed=front_end)

@@ -65,7 +65,8 @@ class Market:
         self.hist1m: deque[list[int]] = deque(maxlen=50_000)
         self.close_before: dict[int, int] = {}
         # Levels changed since the last diff of each speed, per side.
-        self._changed = [({}, {}) for _ in range(SPEEDS)]
+        self._changed: list[tuple[dict[int, None], dict[int, None]]] = [
+            ({}, {}) for _ in range(SPEEDS)]
         self._diff_u = [self.update_id] * SPEEDS
         self._top: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
         self._corrupt = [False] * SPEEDS  # fault: omit one level from the next diff per speed
@@ -183,6 +184,7 @@ class Market:
         remaining = qty
         while remaining > 0 and book:
             price = self.best[side]
+            assert price is not None  # a non-empty side always has a best price
             lvl = book[price]
             first = self.last_trade_id + 1
             filled = 0
@@ -330,9 +332,10 @@ class Market:
 
     def book_levels(self) -> tuple[dict[str, str], dict[str, str]]:
         """The whole book as ``price -> qty`` 8-decimal strings (for exact comparisons)."""
-        return tuple(  # type: ignore[return-value]
+        bids, asks = (
             {self.price_str(p): self.qty_str(lvl.total) for p, lvl in book.items()}
             for book in self.books)
+        return bids, asks
 
     def take_diff(self, speed: int) -> tuple[int, int, list[list[str]], list[list[str]]] | None:
         """Levels changed since the previous diff of `speed`, with absolute quantities.
@@ -420,7 +423,7 @@ class Market:
             rows = [k for k in rows if k[0] <= end]
         return rows[:limit] if start is not None else rows[-limit:]
 
-    def stats(self, now_ms: int, window_ms: int = kl.DAY) -> dict[str, int | None]:
+    def stats(self, now_ms: int, window_ms: int = kl.DAY) -> dict[str, int]:
         """Rolling-window statistics from 1m candles (the window starts on a minute)."""
         start = now_ms - window_ms
         start -= start % kl.MINUTE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -266,12 +267,12 @@ class LocalExchange:
         for tag, _ts, ev in events:
             if tag == EV_TRADE:
                 if t_on:
-                    self._fan(names["trade"], lambda mul, ev=ev: pl.trade(m, ev, mul))
+                    self._fan(names["trade"], functools.partial(pl.trade, m, ev))
             elif tag == EV_AGG:
                 if a_on:
-                    self._fan(names["aggTrade"], lambda mul, ev=ev: pl.agg_trade(m, ev, mul))
+                    self._fan(names["aggTrade"], functools.partial(pl.agg_trade, m, ev))
             elif tag == EV_BOOK and b_on:
-                self._fan(names["bookTicker"], lambda mul, ev=ev: pl.book_ticker(m, ev, mul))
+                self._fan(names["bookTicker"], functools.partial(pl.book_ticker, m, ev))
 
     async def _backpressure(self) -> None:
         """rate=inf: wait while a connection is backlogged; drop chronically slow ones."""
@@ -353,10 +354,10 @@ class LocalExchange:
                     self._publish_diff(m, 0, now)
             for name, st in list(self._parsed.items()):
                 if st.kind == "partial" and (st.fast or whole_second):
-                    m = self.markets.get(st.symbol)
-                    if m is not None:
-                        snap = m.depth(st.levels)
-                        self._fan(name, lambda mul, snap=snap: pl.partial_depth(snap, mul))
+                    market = self.markets.get(st.symbol)
+                    if market is not None:
+                        snap = market.depth(st.levels)
+                        self._fan(name, functools.partial(pl.partial_depth, snap))
 
     def _publish_diff(self, m: Market, speed: int, now: int) -> None:
         name = self._names[m.symbol]["depth@100ms" if speed else "depth"]
@@ -389,10 +390,10 @@ class LocalExchange:
                 self._publish_kline(name, st, m, now, sec)
             elif st.kind == "miniTicker":
                 s = stats_of(m)
-                self._fan(name, lambda mul, m=m, s=s: pl.mini_ticker(m, s, now, mul))
+                self._fan(name, functools.partial(pl.mini_ticker, m, s, now))
             elif st.kind == "ticker":
                 s = stats_of(m)
-                self._fan(name, lambda mul, m=m, s=s: pl.ticker(m, s, now, mul))
+                self._fan(name, functools.partial(pl.ticker, m, s, now))
         if ALL_MINI in self._subs:
             changed = [m for m in self.markets.values()
                        if self._mini_seen.get(m.symbol) != m.last_trade_id]

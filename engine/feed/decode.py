@@ -10,7 +10,7 @@ replies take a slower two-step path; they are rare on our connections.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -44,6 +44,10 @@ class _Data(msgspec.Struct, Generic[T], gc=False):
     """A combined frame when the stream is already known: the name is skipped, not copied."""
 
     data: T
+
+
+_GENERIC_DATA: Any = _Data
+_GENERIC_LIST: Any = list
 
 
 class _Probe(msgspec.Struct, gc=False):
@@ -141,8 +145,10 @@ class FrameDecoder:
             route = Route(StreamRef(name, "unknown", ""), None)
         else:
             typ = _TYPE_BY_KIND[ref.kind]
-            target = list[typ] if ref.is_array else typ  # type: ignore[valid-type]
-            route = Route(ref, msgspec.json.Decoder(_Data[target], strict=False),
+            # a decoder for {"data": <that type>} (a list of them for array streams): the
+            # types are built at run time, per stream, which a type checker cannot follow
+            target = _GENERIC_LIST[typ] if ref.is_array else typ
+            route = Route(ref, msgspec.json.Decoder(_GENERIC_DATA[target], strict=False),
                           fills_symbol=ref.kind == "depthPartial",
                           special=typ is ServerShutdown)
         self.stats.routes[name] = route
@@ -157,14 +163,16 @@ class FrameDecoder:
         if frame.startswith(_PREFIX):
             end = frame.find(b'"', _PREFIX_LEN)
             if end < 0:
-                return self._bad("truncated stream name")
+                self._bad("truncated stream name")
+                return None
             key = bytes(frame[_PREFIX_LEN:end])
             route = self._routes.get(key)
             if route is None:
                 try:
                     route = self.route(key.decode())
                 except UnicodeDecodeError:
-                    return self._bad("undecodable stream name")
+                    self._bad("undecodable stream name")
+                    return None
             decoder = route.decoder
             if decoder is None:
                 self.stats.unknown_streams += 1
@@ -172,7 +180,8 @@ class FrameDecoder:
             try:
                 data = decoder.decode(frame).data
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return self._bad(f"{route.ref.name}: {exc}")
+                self._bad(f"{route.ref.name}: {exc}")
+                return None
             route.messages += 1
             route.last_recv_ns = recv_ns
             if type(data) is list:
@@ -243,8 +252,8 @@ class FrameDecoder:
             if event is None:
                 continue
             kind = type(event)
-            if kind is list:
-                out.extend(event)  # type: ignore[arg-type]
+            if isinstance(event, list):
+                out.extend(event)
             elif kind is ControlReply:
                 special.append(event)
             else:
@@ -254,8 +263,7 @@ class FrameDecoder:
 
     def _bad(self, why: str) -> None:
         self.stats.bad_frames += 1
-        self.stats.last_error = why[:200]
-        return None
+        self.stats.last_error = why
 
     # -- raw frames and control replies (rare) ----------------------------------------
 
@@ -263,13 +271,15 @@ class FrameDecoder:
         try:
             probe = self._probe.decode(frame)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self._bad(f"not a JSON object: {exc}")
+            self._bad(f"not a JSON object: {exc}")
+            return None
         if probe.stream is not None:  # an envelope with keys in an unusual order
             try:
                 env = msgspec.json.decode(frame, type=Envelope[msgspec.Raw])
                 body = env.data
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return self._bad(str(exc))
+                self._bad(str(exc))
+                return None
             route = self.route(env.stream)
             if route.decoder is None:
                 self.stats.unknown_streams += 1
@@ -286,7 +296,8 @@ class FrameDecoder:
             try:
                 reply = self._control.decode(frame)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return self._bad(f"control reply: {exc}")
+                self._bad(f"control reply: {exc}")
+                return None
             self.stats.control_replies += 1
             return reply
         else:
@@ -305,7 +316,8 @@ class FrameDecoder:
         try:
             event = decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self._bad(f"{typ.__name__}: {exc}")
+            self._bad(f"{typ.__name__}: {exc}")
+            return None
         event.recv_ns = recv_ns
         event.conn = conn
         return event

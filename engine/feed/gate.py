@@ -50,7 +50,7 @@ from engine.events import (
 MAX_OPEN_GAPS = 64  # remembered (still fillable) gaps per key
 MAX_HOLES = 256  # unfilled sub-ranges per gap; a gap fragmented further is forgotten
 
-_KINDS = {Trade: "trade", AggTrade: "aggTrade", DepthUpdate: "depthUpdate"}
+_KINDS: dict[type, str] = {Trade: "trade", AggTrade: "aggTrade", DepthUpdate: "depthUpdate"}
 
 
 class _Gap:
@@ -99,8 +99,10 @@ class IdGate:
         self._book: dict[str, _Mark] = {}
         self._partial: dict[str, _Mark] = {}
         self._kline: dict[tuple[str, str], _Mark] = {}
-        self._seq = {Trade: self._trade, AggTrade: self._agg, DepthUpdate: self._depth}
-        self._marks = {BookTicker: self._book, PartialDepth: self._partial}
+        self._seq: dict[type, dict[str, _Seq]] = {
+            Trade: self._trade, AggTrade: self._agg, DepthUpdate: self._depth}
+        self._marks: dict[type, dict[str, _Mark]] = {
+            BookTicker: self._book, PartialDepth: self._partial}
         self._retired: set[int] = set()
         self.gaps = 0  # gaps reported
         self.gaps_filled = 0  # reported gaps later filled completely by late ids

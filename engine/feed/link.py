@@ -28,7 +28,7 @@ from typing import Any
 
 from engine.binance.control import PARAMS_PER_REQUEST, ControlReply, request
 from engine.config import Connection
-from engine.events import Event, Ledger, LedgerEntry, ServerShutdown
+from engine.events import MAX_DETAIL, Event, Ledger, LedgerEntry, ServerShutdown
 from engine.feed import watch
 from engine.feed.receiver import Receiver
 from engine.feed.websocket import Sink, WsClient, open_ws
@@ -39,7 +39,6 @@ log = logging.getLogger("binance_live.link")
 
 URL_STREAMS_BUDGET = 2000  # characters of stream names put in the URL; the rest via SUBSCRIBE
 ROLLOVER_OVERLAP_S = 0.5  # both connections feed the gate this long after the switch
-MAX_DETAIL = 500  # characters of a ledger detail
 
 
 class LinkState(StrEnum):

@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 
 from engine.binance.rest_rows import decode_agg_trades, decode_klines, decode_trades
-from engine.events import AggTrade, Kline, KlineBar, Ledger, LedgerEntry, Trade
+from engine.events import MAX_DETAIL, AggTrade, Kline, KlineBar, Ledger, LedgerEntry, Trade
 
 BACKFILL_CONN = 0  # connection id of REST-sourced events (stream connections start at 1)
-MAX_DETAIL = 500  # characters of a ledger detail
 
 
 def trades_from_rest(body: bytes, symbol: str, recv_ns: int,

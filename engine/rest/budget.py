@@ -139,6 +139,12 @@ class WeightBudget:
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(max(0.0, delay), self._pump)
 
+    def close(self) -> None:
+        """No more calls: the pending wake-up timer is cancelled."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def status(self) -> BudgetStatus:
         self._roll()
         blocked = max(0.0, self._blocked_until - time.monotonic())

@@ -27,6 +27,7 @@ from engine.errors import Banned, RateLimited, RestBadReply, RestRejected, RestU
 from engine.rest.budget import BudgetStatus, WeightBudget
 
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+MAX_BODY_IN_ERROR = 120  # a non-JSON error body (a gateway's HTML page) is quoted this far
 T = TypeVar("T")
 Params = dict[str, str | int]
 
@@ -102,7 +103,7 @@ class RestClient:
     def _rejected(self, status: int, body: bytes, retry_after: str | None) -> RestRejected:
         parsed = decode_error(body)
         code, msg = parsed if parsed is not None else (
-            None, body[:120].decode(errors="replace") or "no body")
+            None, body[:MAX_BODY_IN_ERROR].decode(errors="replace") or "no body")
         if status not in (418, 429):
             return RestRejected(status, code, msg)
         retry = _retry_after(retry_after)
@@ -116,6 +117,7 @@ class RestClient:
         self.stats.last_error = error
 
     async def close(self) -> None:
+        self.budget.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -78,8 +78,8 @@ def _column(table: pa.Table, name: str) -> list[Any]:
     return _values(table.column(name))
 
 
-def _build(make: Callable[..., Event], names: Sequence[str], cols: Sequence[list[Any]],
-           ) -> list[Event]:
+def _build(make: Callable[..., Any], names: Sequence[str], cols: Sequence[list[Any]],
+           ) -> list[Any]:
     return [make(**dict(zip(names, row, strict=True))) for row in zip(*cols, strict=True)]
 
 
@@ -114,7 +114,7 @@ def events_from_table(table: pa.Table, kind: str, symbol: str = "") -> list[Even
         target[0].append(name)
         target[1].append(_column(table, name))
     names += ["symbol", "bar"]
-    cols += [syms, _build(KlineBar, bar_names, bar_cols)]  # type: ignore[list-item]
+    cols += [syms, _build(KlineBar, bar_names, bar_cols)]
     return _build(Kline, names, cols)
 
 

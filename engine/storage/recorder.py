@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from engine.bus import Bus, Consumer, Mode
 from engine.clock import SYSTEM, Clock
 from engine.config import Storage
-from engine.events import Ledger, LedgerEntry
+from engine.events import MAX_DETAIL, Ledger, LedgerEntry
 from engine.storage.layout import LEDGER_DIR, RAW_DIR, file_name, in_progress_path, partition_dir
 from engine.storage.schemas import LEDGER_SCHEMA, NS, RAW_SCHEMA, RECORDED_TYPES, ColumnBuffer
 from engine.storage.segments import Segment, SegmentResult, recover
@@ -43,7 +43,6 @@ log = logging.getLogger("binance_live.recorder")
 
 NS_PER_S = 1_000_000_000
 DAY_NS = 86_400 * NS_PER_S
-MAX_DETAIL = 500  # characters of a ledger detail
 
 
 class RecorderState(StrEnum):
@@ -86,7 +85,8 @@ class LedgerBuffer:
         return [r[0] for r in self.rows]
 
     def take(self) -> pa.Table:
-        cols = list(zip(*self.rows, strict=True)) if self.rows else [[]] * len(self.schema)
+        cols: list[Any] = list(zip(*self.rows, strict=True)) if self.rows \
+            else [[]] * len(self.schema)
         self.rows = []
         return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(cols, self.schema,
                                                                            strict=True)],
@@ -252,6 +252,7 @@ class Recorder:
         if buf is None:
             buf = self._buffers[key] = LedgerBuffer() if typ is LedgerEntry \
                 else ColumnBuffer(typ)
+        assert not isinstance(buf, RawBuffer)  # raw frames go through on_raw
         self._seq += 1
         buf.append(event, self._seq)
         self._count_pending()

@@ -185,3 +185,27 @@ def test_invalid_subscriptions_are_rejected() -> None:
         bus.subscribe(coro, mode="inline")
     with pytest.raises(ValueError):
         bus.subscribe(lambda ev: None, capacity=0)
+
+
+async def test_subscriptions_change_only_on_the_thread_that_owns_the_bus() -> None:
+    """The publish path reads the routing table without a lock: a subscription change
+    from another thread (a writer thread, a model's thread) is refused, not raced."""
+    import threading
+
+    bus = Bus()
+    consumer = bus.subscribe(lambda e: None, mode="inline")
+    raised: list[BaseException] = []
+
+    def elsewhere() -> None:
+        for change in (lambda: bus.subscribe(lambda e: None, mode="inline"),
+                       lambda: bus.unsubscribe(consumer)):
+            try:
+                change()
+            except RuntimeError as exc:
+                raised.append(exc)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join(5)
+    assert len(raised) == 2 and all("another thread" in str(e) for e in raised)
+    assert bus.consumers == (consumer,)

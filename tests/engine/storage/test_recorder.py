@@ -300,3 +300,39 @@ async def test_raw_capture_stores_every_frame_byte_identical(tmp_path) -> None:
                      partitioning="hive").to_table().sort_by("seq")
     assert raw.column("frame").to_pylist() == sent  # control replies included, as received
     assert raw.column("seq").to_pylist() == list(range(1, len(sent) + 1))
+
+
+async def test_a_failure_in_the_writer_thread_changes_state_on_the_loop(tmp_path,
+                                                                        monkeypatch) -> None:
+    """Recording switched off, then finishing its files fails in the writer thread: the
+    recorder goes FAILED (and subscribes again, to count what it drops) on the event
+    loop; from the writer thread the bus would refuse the subscription."""
+    import threading
+
+    from engine.storage import segments
+
+    rec, bus = await started(storage(tmp_path))
+    bus.publish(trade(0, T0))
+    rec.flush()
+    await rec.drain()
+    threads: list[str] = []
+    subscribe = bus.subscribe
+
+    def spy(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return subscribe(*args, **kwargs)
+
+    monkeypatch.setattr(bus, "subscribe", spy)
+
+    def broken_close(self: segments.Segment) -> segments.SegmentResult:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(segments.Segment, "close", broken_close)
+    await rec.set_enabled(False)  # OFF, then the close fails in the writer thread
+    assert rec.status().state == "failed" and "I/O error" in rec.status().last_error
+    assert threads == [threading.main_thread().name]  # the re-subscription, on the loop
+    assert any(c.name == "recorder" for c in bus.consumers)
+    bus.publish(trade(1, T0 + 1))
+    assert rec.status().rows_dropped == 1  # what arrives while failed is counted
+    monkeypatch.undo()
+    await rec.stop()

@@ -429,3 +429,16 @@ async def test_live_recording_replays_the_same_events_in_the_same_order(tmp_path
     assert len(replayed) == len(live)
     assert [msgspec.to_builtins(e) for e in replayed] == [msgspec.to_builtins(e) for e in live]
     assert [e.kind for e in replayed] == [e.kind for e in live]
+
+
+def test_a_recording_from_before_the_ledger_was_renamed_still_reads(tmp_path: Path) -> None:
+    """Ledger rows recorded under ``_events/`` (before it was ``_ledger/``) come back as
+    ``LedgerEntry`` like new ones, in order with the market events."""
+    gap = LedgerEntry(what="gap", stream="btcusdt@trade", symbol="BTCUSDT", first_missing=5,
+                      last_good=4, last_missing=6, recv_ns=T0 + 1, conn=1)
+    write(tmp_path, [trade(T0, 1), gap, trade(T0 + 2, 2)])
+    (tmp_path / layout.LEDGER_DIR).rename(tmp_path / layout.LEGACY_LEDGER_DIR)
+    got = read_events(tmp_path)
+    assert [type(e).__name__ for e in got] == ["Trade", "LedgerEntry", "Trade"]
+    assert builtins([got[1]]) == builtins([gap])
+    assert [e.kind for e in read_events(tmp_path, kinds=["ledger"])] == ["ledger"]
