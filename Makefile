@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run demo test bench bench-components faults lint install install-test clean
+.PHONY: run demo exchange test bench bench-components faults lint install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ run: install            ## live Binance (wss://stream.binance.com:9443)
 
 demo: install           ## the bundled local exchange, no network needed
 	$(BIN)/binance-live --demo $(ARGS)
+
+exchange: install       ## the local exchange alone, e.g. make exchange ARGS="--port 9443"
+	$(BIN)/binance-live-exchange $(ARGS)
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -16,15 +16,18 @@ workloads, the same for every row:
 Every client subscribes the same four streams (btcusdt@trade, @aggTrade, @bookTicker,
 @depth@100ms) and does the same consumer work: count + keep the last event.
 
-Rows: raw receive (engine/connection.py ``open_ws``, frames discarded), receive + decode
-(engine/decode.py), engine (a) bus + counter only, (b) + recorder, (c) + local order book,
+Rows: raw receive (engine/feed/websocket.py ``open_ws``, frames discarded), receive + decode
+(engine/feed/decode.py), engine (a) bus + counter only, (b) + recorder, (c) + local order book,
 (d) all together, then each peer library that runs (bench/peer_worker.py in the separate
 venv bench/.venv-peers; ``--peers-setup`` creates it from bench/requirements-peers.txt).
 Then latency (receive → consumer) at fixed offered rates, the maximum sustainable rate,
 and RSS over a run at 10k msg/s with recording on.
 
+``--baseline DIR`` (an older checkout) also runs the engine rows of that tree, alternating
+with this one's on the same exchange in the same run, and prints their ratio.
+
 Usage: python bench/suite.py [--seconds 5] [--memory-seconds 600] [--peers-setup]
-       [--no-peers] [--json bench/results/suite.json]
+       [--no-peers] [--json bench/results/suite.json] [--baseline DIR [--repeat 5]]
 """
 
 from __future__ import annotations
@@ -314,21 +317,25 @@ def worker_main(ns: argparse.Namespace) -> None:
 
 def run_row(row: str, workload: str, recording: Path | None, seconds: float,
             rate: str = "max", latency: bool = False, memory_seconds: float = 0.0,
-            timeout: float = 150.0) -> dict[str, Any]:
-    """One client process (engine worker or peer worker) against a fresh exchange."""
+            timeout: float = 150.0, tree: Path = ROOT) -> dict[str, Any]:
+    """One client process (engine worker or peer worker) against a fresh exchange.
+
+    ``tree``: the checkout whose engine the worker runs (``--baseline``: an older one;
+    the exchange is always this tree's, the same load for both).
+    """
     port = free_port()
     ex = start_exchange(port, workload, recording, rate)
     try:
         if row in PEERS:
             cmd = [str(PEERS_PY), str(ROOT / "bench/peer_worker.py"), "--lib", row]
         else:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", row]
+            cmd = [sys.executable, str(tree / "bench/suite.py"), "--worker", row]
             if latency:
                 cmd.append("--latency")
             cmd += ["--memory-seconds", str(memory_seconds)]
         cmd += ["--port", str(port), "--workload", workload, "--seconds", str(seconds)]
         try:
-            out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+            out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True,
                                  timeout=timeout + memory_seconds)
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout + memory_seconds:.0f}s"}
@@ -372,7 +379,8 @@ def fmt_row(label: str, r: dict[str, Any], raw: float, peak_peer: float) -> str:
         return f"{label:40} {'—':>10}  {r['error'][:120]}"
     v = r["per_s"]
     vs_peer = f"{v / peak_peer:>7.2f}" if peak_peer else f"{'—':>7}"
-    return (f"{label:40} {v:>10,.0f} {v / raw:>7.2f} {vs_peer} {r['cpu_us']:>7.2f} "
+    vs_raw = f"{v / raw:>7.2f}" if raw else f"{'—':>7}"
+    return (f"{label:40} {v:>10,.0f} {vs_raw} {vs_peer} {r['cpu_us']:>7.2f} "
             f"{r['cpu_share']:>6.0%}")
 
 
@@ -391,6 +399,12 @@ def main() -> None:
                     help="comma-separated subset of the engine rows (profiling runs)")
     ap.add_argument("--workloads", default="rec,max", help="rec, max or both ('' = none)")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency ladder")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="an older checkout (e.g. `git worktree add /tmp/base <ref>`): its "
+                         "engine rows run alternately with this tree's, same exchange, same "
+                         "run, and a ratio table is printed")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="--baseline: runs of each engine row per tree (medians compared)")
     # worker mode (internal)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -427,6 +441,8 @@ def main() -> None:
                 rows[row] = run_row(row, workload, recording, ns.seconds)
             tables[workload] = rows
         results["throughput"] = tables
+        if ns.baseline is not None:
+            results["baseline"] = compare_with(ns.baseline, engine_rows, recording, ns)
         # latency at fixed offered rates, then the maximum sustainable rate
         targets = (1_000, 10_000, 50_000)
         steps = (75_000, 100_000, 125_000)
@@ -445,10 +461,50 @@ def main() -> None:
     results["peer_skipped"] = peer_skip
     results["elapsed_s"] = time.perf_counter() - t_start
     report(results, peers, targets, steps)
+    if "baseline" in results:
+        report_baseline(results["baseline"])
     ns.json.parent.mkdir(parents=True, exist_ok=True)
     ns.json.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nresults: {ns.json.relative_to(ROOT) if ns.json.is_relative_to(ROOT) else ns.json}"
           f"  ({results['elapsed_s']:.0f}s)")
+
+
+def compare_with(baseline: Path, rows: list[str], recording: Path | None,
+                 ns: argparse.Namespace) -> dict[str, Any]:
+    """Each engine row, this tree and ``baseline`` alternately (``--repeat`` times each, so
+    a noisy minute hits both), on the real recordings; medians and their ratio."""
+    rows = [r for r in rows if r.startswith("engine")]
+    out: dict[str, Any] = {"tree": str(baseline.resolve()), "repeat": ns.repeat, "rows": {}}
+    for row in rows:
+        runs: dict[str, list[float]] = {"this": [], "baseline": []}
+        for i in range(ns.repeat):
+            for side, tree in (("this", ROOT), ("baseline", baseline)):
+                print(f"  baseline {row} {side} {i + 1}/{ns.repeat} ...", file=sys.stderr,
+                      flush=True)
+                r = run_row(row, "rec", recording, ns.seconds, tree=tree)
+                if "per_s" in r:
+                    runs[side].append(r["per_s"])
+                else:
+                    out["rows"].setdefault(row, {}).setdefault("errors", []).append(
+                        f"{side}: {r.get('error', '?')}")
+        med = {side: sorted(v)[len(v) // 2] if v else 0.0 for side, v in runs.items()}
+        out["rows"].setdefault(row, {}).update(runs=runs, median=med)
+    return out
+
+
+def report_baseline(b: dict[str, Any]) -> None:
+    print(f"\nsame run, alternating, {b['repeat']} runs each on the recordings: this tree vs "
+          f"{b['tree']}")
+    print(f"{'row':40} {'this msg/s':>11} {'baseline':>11} {'ratio':>6}   runs (this | base)")
+    for row, r in b["rows"].items():
+        m = r.get("median", {})
+        this, base = m.get("this", 0.0), m.get("baseline", 0.0)
+        ratio = f"{this / base:6.2f}" if base else f"{'—':>6}"
+        spread = " ".join(f"{v / 1e3:.0f}k" for v in r.get("runs", {}).get("this", [])) + \
+            " | " + " ".join(f"{v / 1e3:.0f}k" for v in r.get("runs", {}).get("baseline", []))
+        print(f"{LABELS[row]:40} {this:>11,.0f} {base:>11,.0f} {ratio}   {spread}")
+        for err in r.get("errors", []):
+            print(f"  error: {err[:160]}")
 
 
 def report(results: dict[str, Any], peers: list[str], targets: tuple[int, ...],
@@ -460,7 +516,7 @@ def report(results: dict[str, Any], peers: list[str], targets: tuple[int, ...],
                      f"({results['recording']['frames']:,} frames) replayed at --speed 0",
               "max": "max: synthetic --rate max stream"}
     for workload, rows in results["throughput"].items():
-        raw = rows.get("raw", {}).get("per_s") or 1.0
+        raw = rows.get("raw", {}).get("per_s") or 0.0
         ok_peers = [rows[p]["per_s"] for p in peers if "per_s" in rows[p]]
         peak = max(ok_peers) if ok_peers else 0.0
         print(f"\n{titles[workload]}")
