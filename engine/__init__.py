@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "UnknownSymbols": "engine.errors",
     "ProtocolError": "engine.errors",
     # recordings
-    "Replay": "engine.storage.replay",
+    "Replay": "engine.source.replay",
     "read_events": "engine.storage.reader",
 }
 
@@ -121,7 +121,7 @@ if TYPE_CHECKING:
         PartialDepth,
         Trade,
     )
+    from engine.source.replay import Replay
     from engine.status import EngineStatus
     from engine.storage.reader import read_events
-    from engine.storage.replay import Replay
     from engine.subscription import Subscription

@@ -1,8 +1,8 @@
 """The engine façade: the one object a UI, the headless runner or a script talks to.
 
 It owns the bus, the one subscription state and the market view, and plugs a source
-into them: the live feed (``engine.live``, the default) or a recording
-(``engine.storage.replay``). It offers the runtime controls (streams, symbols, interval,
+into them: the live feed (``engine.source.live``, the default) or a recording
+(``engine.source.replay``). It offers the runtime controls (streams, symbols, interval,
 recording, polling) and a status snapshot that UIs *pull* on their own timer
 (``engine.status``). Nothing here pushes to a UI, imports one, or asks which source it
 has.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.bus import Bus
 from engine.config import Settings
-from engine.source import Source, SourceFactory, Wiring
+from engine.source.base import Source, SourceFactory, Wiring
 from engine.status import EngineStatus, Rates, assemble
 from engine.subscription import Subscription
 from engine.tasks import TaskSet
@@ -25,11 +25,11 @@ from engine.view.market import MarketState
 
 if TYPE_CHECKING:
     from engine.book.local_book import LocalBook
-    from engine.live import LiveFeed
+    from engine.source.live import LiveFeed
 
 
 def _live(wiring: Wiring) -> Source:
-    from engine.live import LiveFeed  # imported when used: a replay never loads REST
+    from engine.source.live import LiveFeed  # imported when used: a replay never loads REST
 
     return LiveFeed(wiring)
 
@@ -38,7 +38,7 @@ class Engine:
     def __init__(self, settings: Settings, bus: Bus | None = None,
                  source: SourceFactory | None = None) -> None:
         """``source``: what feeds the bus (default: the live feed; for a recording,
-        ``Replay.factory(root, speed)`` from ``engine.storage.replay``)."""
+        ``Replay.factory(root, speed)`` from ``engine.source.replay``)."""
         self.settings = settings
         self.bus = bus or Bus()
         self.subscription = Subscription(settings.streams, settings.symbols)
@@ -53,7 +53,7 @@ class Engine:
     @property
     def live(self) -> LiveFeed:
         """The live feed's parts (manager, rest, recorder, …), for tools and tests."""
-        from engine.live import LiveFeed
+        from engine.source.live import LiveFeed
 
         if not isinstance(self.source, LiveFeed):
             raise TypeError(f"this engine plays a {type(self.source).__name__}, not the "

@@ -3,7 +3,8 @@
 Every import statement counts, wherever it is: module level, under ``TYPE_CHECKING``, or
 inside a function. The rules:
 
-* no import cycles between the project's modules;
+* no import cycles between the project's modules, nor between the engine's parts (each
+  sub-package counts as one part, each top-level module as another);
 * the local exchange (``engine/exchange``, the test oracle) imports nothing else of
   ``engine/``, and nothing else in ``engine/`` imports it;
 * ``engine/`` never imports ``tui/``, Textual or Rich (a test also checks what loading the
@@ -96,6 +97,37 @@ def test_there_are_no_import_cycles() -> None:
         if node not in state:
             visit(node)
     assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def part(name: str) -> str:
+    """The engine part a module belongs to: ``engine.feed`` for ``engine.feed.link``."""
+    return ".".join(name.split(".")[:2])
+
+
+def test_the_engine_parts_form_no_cycle_either() -> None:
+    """Stronger than module cycles: with parts acyclic, the tree can be read top-down."""
+    graph: dict[str, set[str]] = {}
+    for name in modules():
+        if name.startswith("engine.") and not in_exchange(name):
+            graph.setdefault(part(name), set()).update(
+                part(t) for t in project_edges(name)
+                if t.startswith("engine.") and part(t) != part(name))
+    seen: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        seen[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if seen.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in seen and (found := visit(nxt, [*path, node])):
+                return found
+        seen[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in seen:
+            cycle = visit(node, [])
+            assert cycle is None, " -> ".join(cycle)
 
 
 def in_exchange(name: str) -> bool:

@@ -119,7 +119,7 @@ class MonitorApp(App[int]):
 
     async def _announce_replay_end(self) -> None:
         """Tell the user when the recording has been played out (or failed)."""
-        from engine.storage.replay import Replay
+        from engine.source.replay import Replay
 
         replay = self.engine.source if self.engine is not None else None
         if not isinstance(replay, Replay):

@@ -150,7 +150,7 @@ async def _main(app: AppSettings, demo: bool, replay: ReplaySpec | None = None) 
 
 def _replay_summary(console: Console, engine: Engine) -> int:
     """Final table and totals; exit 1 only when the recording could not be read."""
-    from engine.storage.replay import Replay
+    from engine.source.replay import Replay
 
     r = engine.source
     assert isinstance(r, Replay)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.errors import ConfigError, ReplayError
-from engine.source import SourceFactory
+from engine.source.base import SourceFactory
 
 
 def parse_speed(text: str) -> float:
@@ -65,6 +65,6 @@ class ReplaySpec:
 
     def source(self) -> SourceFactory:
         """The source an ``Engine`` plays this recording with."""
-        from engine.storage.replay import Replay
+        from engine.source.replay import Replay
 
         return Replay.factory(self.root, self.speed, self.start_ns, self.end_ns)

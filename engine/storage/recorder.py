@@ -149,7 +149,7 @@ class Recorder:
         self.rows_dropped = 0
         self._failed_at_ns = 0  # when the current failure began (ledgered at the retry)
         # the largest trade/aggTrade id on disk per (kind, symbol): after a storage
-        # failure the ids the recorder dropped are fetched again (engine.live)
+        # failure the ids the recorder dropped are fetched again (engine.source.live)
         self.written_max: dict[Key, int] = {}
         self._dropped_before_fail = 0
         self.files_finished = 0

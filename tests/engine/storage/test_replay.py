@@ -35,12 +35,12 @@ from engine.events import (
     Trade,
 )
 from engine.exchange import ExchangeConfig, LocalExchange
-from engine.source import Wiring
+from engine.source.base import Wiring
+from engine.source.replay import Replay
 from engine.status import ReplayProgress
 from engine.storage import layout, schemas
 from engine.storage.reader import read_events
 from engine.storage.recorder import LedgerBuffer
-from engine.storage.replay import Replay
 from engine.subscription import Subscription
 from engine.view.market import MarketState
 from tests import factories

@@ -1,6 +1,6 @@
 """The live feed: Binance's WebSocket streams and REST, and everything that keeps them whole.
 
-The first :class:`~engine.source.Source`. It builds the receive path (socket → frames →
+The first :class:`~engine.source.base.Source`. It builds the receive path (socket → frames →
 decode → id gate → bus, ``engine.feed``), the one REST client with its weight budget and
 clock sync (``engine.rest``), the local order books (``engine.book``), the recorder
 (``engine.storage``), the gap backfill (``engine.gapfill``) and the health monitor
@@ -33,7 +33,7 @@ from engine.rest.clock_sync import ClockSync
 from engine.rest.exchange_info import ExchangeInfoLoader, fetch_exchange_info
 from engine.rest.poller import SnapshotPoller
 from engine.retry import Backoff
-from engine.source import Source, Wiring
+from engine.source.base import Source, Wiring
 from engine.status import Rates, SourceReport, StreamStatus
 from engine.storage.recorder import Recorder, RecorderState
 from engine.tasks import TaskSet, cancel_and_wait

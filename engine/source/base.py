@@ -3,8 +3,8 @@
 The engine façade (``engine.engine``) owns the bus, the subscription and the market
 view, and hands them to its source as a :class:`Wiring`; the source subscribes its own
 consumers, listens to the subscription, and reports its status. The two sources are
-:class:`engine.live.LiveFeed` (WebSocket + REST, with books, recorder and backfill) and
-:class:`engine.storage.replay.Replay` (a recording, paced). The façade never asks which
+:class:`engine.source.live.LiveFeed` (WebSocket + REST, with books, recorder and backfill) and
+:class:`engine.source.replay.Replay` (a recording, paced). The façade never asks which
 one it has: what only the live feed can do (record, poll, add a symbol, load candle
 history) has a do-nothing default here, which a replay keeps.
 """

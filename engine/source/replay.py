@@ -1,6 +1,6 @@
 """Replay a recording: its events back onto the bus, paced by their receive times.
 
-:class:`Replay` is the second :class:`~engine.source.Source` (the first is the live
+:class:`Replay` is the second :class:`~engine.source.base.Source` (the first is the live
 feed): it publishes into the same bus, so every consumer, the TUI and headless mode run
 unchanged on recorded data. Events come in the recorded receive order, paced by their
 ``recv_time`` gaps divided by ``speed`` (0 = as fast as possible). Nothing is recorded
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from engine.binance.streams import PARTIAL_DEPTH_LEVELS
 from engine.events import Event, Kline, LedgerEntry, PartialDepth
-from engine.source import Source, SourceFactory, Wiring
+from engine.source.base import Source, SourceFactory, Wiring
 from engine.status import Rates, ReplayProgress, SourceReport, StreamStatus
 from engine.storage.reader import read_events
 from engine.subscription import Change
