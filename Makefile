@@ -40,7 +40,8 @@ MEMORY_SECONDS ?= 240
 bench: install-test
 	$(BIN)/python bench/suite.py --peers-setup --memory-seconds $(MEMORY_SECONDS)
 
-bench-components: install-test  ## the older per-component benches
+bench-components: install-test  ## the older per-component benches, and engine (d) without sockets
+	$(BIN)/python bench/pipeline.py --repeat 5
 	$(BIN)/python bench/bus_throughput.py
 	$(BIN)/python bench/recorder.py
 	$(BIN)/python bench/tui_under_load.py

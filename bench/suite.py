@@ -489,7 +489,25 @@ def compare_with(baseline: Path, rows: list[str], recording: Path | None,
                         f"{side}: {r.get('error', '?')}")
         med = {side: sorted(v)[len(v) // 2] if v else 0.0 for side, v in runs.items()}
         out["rows"].setdefault(row, {}).update(runs=runs, median=med)
+    if not ns.no_latency:  # receive → consumer latency of engine (d), both trees
+        rates = calibrate(recording, LATENCY_COMPARED)
+        for target in LATENCY_COMPARED:
+            lat: dict[str, list[dict[str, float]]] = {"this": [], "baseline": []}
+            for i in range(ns.repeat):
+                for side, tree in (("this", ROOT), ("baseline", baseline)):
+                    print(f"  baseline latency @{target} {side} {i + 1}/{ns.repeat} ...",
+                          file=sys.stderr, flush=True)
+                    r = run_row("engine-d", "max", recording, ns.latency_seconds,
+                                rate=rates[target], latency=True, tree=tree)
+                    if "lat_inline_ms" in r:
+                        lat[side].append({"inline_p99": r["lat_inline_ms"]["p99"],
+                                          "task_p99": r["lat_task_ms"]["p99"],
+                                          "per_s": r["per_s"]})
+            out.setdefault("latency", {})[str(target)] = lat
     return out
+
+
+LATENCY_COMPARED = (10_000, 50_000)  # --baseline: offered msg/s of the latency comparison
 
 
 def report_baseline(b: dict[str, Any]) -> None:
@@ -505,6 +523,15 @@ def report_baseline(b: dict[str, Any]) -> None:
         print(f"{LABELS[row]:40} {this:>11,.0f} {base:>11,.0f} {ratio}   {spread}")
         for err in r.get("errors", []):
             print(f"  error: {err[:160]}")
+    def cell(runs: list[dict[str, float]], key: str) -> str:
+        vals = sorted(x[key] for x in runs)
+        return f"{vals[len(vals) // 2]:.2f} ({vals[0]:.2f}-{vals[-1]:.2f})" if vals else "—"
+
+    for target, lat in b.get("latency", {}).items():
+        print(f"latency @{int(target):,} msg/s, p99 ms median (range): inline this "
+              f"{cell(lat['this'], 'inline_p99')} base {cell(lat['baseline'], 'inline_p99')} · "
+              f"task this {cell(lat['this'], 'task_p99')} base "
+              f"{cell(lat['baseline'], 'task_p99')}")
 
 
 def report(results: dict[str, Any], peers: list[str], targets: tuple[int, ...],

@@ -110,6 +110,9 @@ class RawBuffer:
     def __len__(self) -> int:
         return len(self.recv)
 
+    def append(self, event: Any, seq: int = 0) -> None:
+        raise TypeError("raw frames are appended by Recorder.on_raw, not as events")
+
     def recv_times(self) -> list[int]:
         return self.recv
 
@@ -252,7 +255,6 @@ class Recorder:
         if buf is None:
             buf = self._buffers[key] = LedgerBuffer() if typ is LedgerEntry \
                 else ColumnBuffer(typ)
-        assert not isinstance(buf, RawBuffer)  # raw frames go through on_raw
         self._seq += 1
         buf.append(event, self._seq)
         self._count_pending()

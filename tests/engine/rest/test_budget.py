@@ -9,6 +9,7 @@ import time
 import pytest
 
 from engine.binance.weights import depth_weight, request_weight
+from engine.clock import ExchangeClock, ManualClock
 from engine.engine import Engine
 from engine.errors import RestRejected, RestUnavailable, UnknownSymbols
 from engine.exchange import ExchangeConfig, LocalExchange
@@ -42,6 +43,20 @@ async def test_priorities_resync_before_backfill_before_polling() -> None:
              asyncio.create_task(call("resync", Priority.RESYNC))]
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert order == ["resync", "backfill", "poll"]  # one per window, most urgent first
+
+
+def test_the_weight_window_follows_the_exchange_clock() -> None:
+    """Binance counts weight per minute of *its* clock: with the exchange 30 s ahead of
+    us, its minute turns over when ours is half way. The budget reads the same
+    ExchangeClock that clock sync keeps measured (it used to assume offset 0)."""
+    local = ManualClock(wall_ns=1_700_000_050_000_000_000)  # :10 past a local minute
+    exchange = ExchangeClock(local)
+    budget = WeightBudget(limit=100, window_s=60.0, clock=exchange)
+    budget.used = 90
+    local.advance(25)  # local :35, exchange (offset 0) :35: same window
+    assert budget.status().used == 90
+    exchange.offset_ms = 30_000  # the next sync measures the exchange 30 s ahead
+    assert budget.status().used == 0  # exchange :05 of the next minute: a fresh window
 
 
 def limited_exchange(**kw: object) -> LocalExchange:
