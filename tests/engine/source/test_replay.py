@@ -1,4 +1,5 @@
-"""Replay: Parquet back into typed events, ordering, windows, pacing, engine, CLI, exchange."""
+"""Replay: a recording paced back onto the bus, the engine and the TUI on it, the CLI's
+replay flags, and the local exchange serving a recording."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -22,156 +21,18 @@ from engine.bus import Bus, Mode
 from engine.config import ConfigError, Settings, load_settings
 from engine.engine import Engine
 from engine.errors import ReplayError
-from engine.events import (
-    AggTrade,
-    BookTicker,
-    DepthUpdate,
-    Event,
-    Kline,
-    LedgerEntry,
-    MiniTicker,
-    OrderBookSnapshot,
-    PartialDepth,
-    Trade,
-)
+from engine.events import BookTicker, Event, LedgerEntry, Trade
 from engine.exchange import ExchangeConfig, LocalExchange
 from engine.source.base import Wiring
 from engine.source.replay import Replay
 from engine.status import ReplayProgress
 from engine.storage import layout, schemas
 from engine.storage.reader import read_events
-from engine.storage.recorder import LedgerBuffer
 from engine.subscription import Subscription
 from engine.view.market import MarketState
-from tests import factories
-from tests.helpers import ROOT, SHARED, wait_until
+from tests.helpers import ROOT, wait_until
+from tests.recordings import EXAMPLES, MS0, REC, T0, book, builtins, trade, write
 from tui.cli import ReplaySpec, main, parse_speed, parse_time
-
-REC = SHARED / "realdata/hftbacktest/btcusdt_20240808.first2000lines.txt"
-T0 = 1_723_161_300_000_000_000  # 2024-08-08T23:55:00Z in ns
-MS0 = T0 // 1_000_000
-
-
-def trade(ns: int, i: int = 1, symbol: str = "BTCUSDT", conn: int = 1) -> Trade:
-    """The ``i``-th trade of a recording, received at ``ns`` (traded 1 ms before)."""
-    ms = ns // 1_000_000
-    return factories.trade(100 + i, symbol=symbol, price=61_000.5 + i, qty=0.25,
-                           buyer_is_maker=bool(i % 2), event_time=ms, trade_time=ms - 1,
-                           recv_ns=ns, conn=conn, best_match=True)
-
-
-def book(ns: int, i: int = 1, symbol: str = "BTCUSDT") -> BookTicker:
-    """The ``i``-th best bid/ask of a recording (connection 2), received at ``ns``."""
-    return factories.book_ticker(5_000 + i, symbol=symbol, bid_price=61_000.0, bid_qty=1.5,
-                                 ask_price=61_000.01, ask_qty=0.5, recv_ns=ns, conn=2)
-
-
-EXAMPLES: dict[type[Event], Event] = {
-    Trade: trade(T0 + 1, 7),
-    AggTrade: factories.agg_trade(9, price=61_000.5, qty=0.1, first_trade_id=10,
-                                  last_trade_id=12, buyer_is_maker=False, event_time=MS0,
-                                  trade_time=MS0 - 1, recv_ns=T0 + 2, conn=1, best_match=True),
-    Kline: factories.kline(MS0 - 60_000, open=1.0, close=2.0, high=3.0, low=0.5, volume=10.0,
-                           closed=True, first_trade_id=1, last_trade_id=99, trades=99,
-                           quote_volume=15.0, taker_buy_volume=4.0, taker_buy_quote_volume=6.0,
-                           event_time=MS0, recv_ns=T0 + 3, conn=1),
-    BookTicker: book(T0 + 4),
-    PartialDepth: factories.partial_depth(77, bids=[(61_000.0, 1.0), (60_999.0, 2.0)],
-                                          asks=[(61_001.0, 3.0)], recv_ns=T0 + 5, conn=1),
-    DepthUpdate: factories.depth_update(78, 80, asks=[(61_001.0, 0.0), (61_002.0, 4.5)],
-                                        event_time=MS0, recv_ns=T0 + 6, conn=1),
-    MiniTicker: MiniTicker(recv_ns=T0 + 7, conn=1, event_time=MS0, symbol="BTCUSDT",
-                           close=2.0, open=1.0, high=3.0, low=0.5, volume=10.0,
-                           quote_volume=20.0),
-    OrderBookSnapshot: OrderBookSnapshot(recv_ns=T0 + 8, conn=0, last_update_id=76,
-                                         symbol="BTCUSDT", limit=1000,
-                                         bids=[(61_000.0, 1.0)], asks=[(61_001.0, 3.0)]),
-    LedgerEntry: factories.gap(79, stream="btcusdt@depth@100ms", start_ns=T0 + 5, end_ns=T0 + 6,
-                             detail="U jumped", recv_ns=T0 + 9, conn=1),
-}
-
-
-def write(root: Path, events: list[Event], seqs: list[int] | None = None,
-          name: str = "part-0") -> None:
-    """Write events like the recorder does: one file per (kind, symbol), hive layout."""
-    seqs = seqs if seqs is not None else list(range(len(events)))
-    groups: dict[tuple[type, str], list[tuple[Event, int]]] = {}
-    for event, seq in zip(events, seqs, strict=True):
-        sym = "" if isinstance(event, LedgerEntry) else event.symbol  # type: ignore[attr-defined]
-        groups.setdefault((type(event), sym), []).append((event, seq))
-    for (typ, sym), rows in groups.items():
-        buf: Any = LedgerBuffer() if typ is LedgerEntry else schemas.ColumnBuffer(typ)
-        for event, seq in rows:
-            buf.append(event, seq)
-        kind = layout.LEDGER_DIR if typ is LedgerEntry else typ.kind
-        folder = layout.partition_dir(root, kind, sym, rows[0][0].recv_ns)
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(buf.take(), folder / f"{name}.parquet")
-
-
-def builtins(events: list[Event]) -> list[Any]:
-    return [(type(e).__name__, msgspec.to_builtins(e)) for e in events]
-
-
-# -- reader -----------------------------------------------------------------------------
-
-
-def test_examples_cover_every_recorded_type() -> None:
-    assert set(EXAMPLES) == {*schemas.RECORDED_TYPES, LedgerEntry}
-
-
-@pytest.mark.parametrize("typ", list(EXAMPLES), ids=lambda t: t.kind)
-def test_round_trip_every_recorded_type(tmp_path: Path, typ: type[Event]) -> None:
-    """ColumnBuffer → Parquet → read_events gives back the very same struct."""
-    event = EXAMPLES[typ]
-    write(tmp_path, [event])
-    got = read_events(tmp_path)
-    assert builtins(got) == builtins([event])
-    assert type(got[0]) is typ and got[0].recv_ns == event.recv_ns and got[0].conn == event.conn
-
-
-def test_all_types_together_in_receive_order(tmp_path: Path) -> None:
-    events = list(EXAMPLES.values())
-    write(tmp_path, events)
-    assert builtins(read_events(tmp_path)) == builtins(events)
-
-
-def test_order_by_recv_time_then_seq_across_kinds_symbols_and_runs(tmp_path: Path) -> None:
-    # Run 1: equal recv_time across kinds is broken by seq, not by kind or file.
-    run1 = [trade(T0 + 10, 1), book(T0 + 10, 1), trade(T0 + 20, 2, "ETHUSDT"), book(T0 + 30, 2)]
-    seq1 = [5, 4, 6, 7]
-    # Run 2 (a restart): seq begins at 0 again, but its recv_time is later.
-    run2 = [book(T0 + 1_000, 3), trade(T0 + 2_000, 3), trade(T0 + 2_000, 4, "ETHUSDT")]
-    seq2 = [0, 2, 1]
-    write(tmp_path, run1, seq1, name="run1")
-    write(tmp_path, run2, seq2, name="run2")
-    hidden = layout.partition_dir(tmp_path, "trade", "BTCUSDT", T0) / ".run3.parquet.arrows"
-    hidden.write_bytes(b"an in-progress segment is never read")
-    expected = [run1[1], run1[0], run1[2], run1[3], run2[0], run2[2], run2[1]]
-    assert builtins(read_events(tmp_path)) == builtins(expected)
-
-
-def test_window_kind_and_symbol_filters(tmp_path: Path) -> None:
-    events = [trade(T0 + i * 1_000_000_000, i, "ETHUSDT" if i % 3 == 0 else "BTCUSDT")
-              for i in range(10)] + [book(T0 + 5_500_000_000)]
-    write(tmp_path, events)
-    window = read_events(tmp_path, start_ns=T0 + 2_000_000_000, end_ns=T0 + 5_000_000_000)
-    assert [e.recv_ns for e in window] == [T0 + s * 1_000_000_000 for s in (2, 3, 4)]
-    assert [e.kind for e in read_events(tmp_path, kinds=["bookTicker"])] == ["bookTicker"]
-    eth = read_events(tmp_path, symbols=["ethusdt"], kinds=["trade"])
-    assert [e.trade_id for e in eth] == [100, 103, 106, 109]  # type: ignore[attr-defined]
-    assert read_events(tmp_path, start_ns=T0 + 86_400_000_000_000) == []
-
-
-def test_reader_errors_are_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ReplayError, match="no such directory"):
-        read_events(tmp_path / "missing")
-    (tmp_path / "trade").mkdir()
-    with pytest.raises(ReplayError, match="no recorded data") as info:
-        read_events(tmp_path)
-    assert "\n" not in str(info.value)
-    with pytest.raises(ReplayError, match="unknown kind"):
-        read_events(tmp_path, kinds=["nope"])
 
 
 def test_parse_time_and_speed() -> None:
@@ -429,16 +290,3 @@ async def test_live_recording_replays_the_same_events_in_the_same_order(tmp_path
     assert len(replayed) == len(live)
     assert [msgspec.to_builtins(e) for e in replayed] == [msgspec.to_builtins(e) for e in live]
     assert [e.kind for e in replayed] == [e.kind for e in live]
-
-
-def test_a_recording_from_before_the_ledger_was_renamed_still_reads(tmp_path: Path) -> None:
-    """Ledger rows recorded under ``_events/`` (before it was ``_ledger/``) come back as
-    ``LedgerEntry`` like new ones, in order with the market events."""
-    gap = LedgerEntry(what="gap", stream="btcusdt@trade", symbol="BTCUSDT", first_missing=5,
-                      last_good=4, last_missing=6, recv_ns=T0 + 1, conn=1)
-    write(tmp_path, [trade(T0, 1), gap, trade(T0 + 2, 2)])
-    (tmp_path / layout.LEDGER_DIR).rename(tmp_path / layout.LEGACY_LEDGER_DIR)
-    got = read_events(tmp_path)
-    assert [type(e).__name__ for e in got] == ["Trade", "LedgerEntry", "Trade"]
-    assert builtins([got[1]]) == builtins([gap])
-    assert [e.kind for e in read_events(tmp_path, kinds=["ledger"])] == ["ledger"]
