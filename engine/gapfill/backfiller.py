@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.binance.streams import parse_stream_name
 from engine.bus import Bus, Mode
+from engine.clock import ExchangeClock
 from engine.events import LEDGER_DISCONNECTS, Kline, Ledger, LedgerEntry
 from engine.feed.gate import IdGate
 from engine.gapfill.fetch import MAX_ATTEMPTS, BackfillStats, PageFetcher
@@ -37,7 +38,7 @@ class Backfiller:
 
     def __init__(self, rest: RestClient, bus: Bus, gate: IdGate, *,
                  kline_keys: Callable[[], Iterable[tuple[str, str]]],
-                 server_ms: Callable[[], int],
+                 clock: ExchangeClock,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
                  max_attempts: int = MAX_ATTEMPTS, page: int = PAGE) -> None:
         self.bus = bus
@@ -48,7 +49,7 @@ class Backfiller:
                               backoff_max_s=backoff_max_s, max_attempts=max_attempts)
         self.ids = IdGapFiller(fetcher, bus, gate, self.stats, self._tasks, locks, page)
         self.klines = KlineGapFiller(fetcher, bus, self.stats, self._tasks, locks,
-                                     kline_keys=kline_keys, server_ms=server_ms, page=page)
+                                     kline_keys=kline_keys, clock=clock, page=page)
 
     @property
     def page(self) -> int:

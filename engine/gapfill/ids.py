@@ -87,6 +87,15 @@ class IdGapFiller:
         if key in self._active:
             self._retracted.add(key)
 
+    async def _rows(self, kind: str, symbol: str, next_id: int,
+                    last: int) -> list[Trade] | list[AggTrade]:
+        """One REST page of ``kind`` from ``next_id`` (at most up to ``last``)."""
+        convert = _converter(kind)
+        return await self.fetcher.get(
+            ENDPOINTS[kind], {"symbol": symbol, "fromId": next_id,
+                              "limit": min(self.page, last - next_id + 1)},
+            lambda body: convert(body, symbol, time.time_ns()))
+
     # -- one gap ----------------------------------------------------------------------------
 
     async def _fill_gap(self, kind: str, gap: LedgerEntry) -> None:
@@ -141,15 +150,11 @@ class IdGapFiller:
         """Publish ids ``first..last``; returns (rows published, why some are missing).
         ``progress[0]`` follows the rows published so far."""
         path = ENDPOINTS[kind]
-        convert = _converter(kind)
         # ids an earlier, overlapping gap already backfilled are not published twice
         next_id = max(first, self._published.get((kind, symbol), first - 1) + 1)
         got, empty, unavailable = min(next_id, last + 1) - first, 0, ""
         while next_id <= last:
-            rows = await self.fetcher.get(
-                path, {"symbol": symbol, "fromId": next_id,
-                       "limit": min(self.page, last - next_id + 1)},
-                lambda body: convert(body, symbol, time.time_ns()))
+            rows = await self._rows(kind, symbol, next_id, last)
             page = [e for e in rows if next_id <= event_id(e) <= last]
             if not page:
                 if rows and event_id(rows[0]) > last:  # the exchange no longer has them
@@ -192,16 +197,12 @@ class IdGapFiller:
     async def _refill(self, kind: str, symbol: str, first: int, last: int,
                       sink: Callable[[Any], None], why: str) -> None:
         path = ENDPOINTS[kind]
-        convert = _converter(kind)
         next_id, got, reason = first, 0, ""
         lock = self.locks.setdefault((kind, symbol), asyncio.Lock())
         try:
             async with lock:
                 while next_id <= last:
-                    rows = await self.fetcher.get(
-                        path, {"symbol": symbol, "fromId": next_id,
-                               "limit": min(self.page, last - next_id + 1)},
-                        lambda body: convert(body, symbol, time.time_ns()))
+                    rows = await self._rows(kind, symbol, next_id, last)
                     page = [e for e in rows if next_id <= event_id(e) <= last]
                     if not page:
                         reason = f"ids {next_id}..{last} not available"

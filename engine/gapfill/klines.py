@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 from engine.binance.streams import stream_name
 from engine.bus import Bus
+from engine.clock import ExchangeClock
 from engine.events import Kline, Ledger, LedgerEntry
 from engine.gapfill.fetch import BackfillStats, GiveUp, PageFetcher
 from engine.gapfill.rows import backfill_entry, klines_from_rest
@@ -34,7 +35,7 @@ Key = tuple[str, str]  # (symbol, interval)
 class KlineGapFiller:
     def __init__(self, fetcher: PageFetcher, bus: Bus, stats: BackfillStats, tasks: TaskSet,
                  locks: dict[tuple[str, str], asyncio.Lock], *,
-                 kline_keys: Callable[[], Iterable[Key]], server_ms: Callable[[], int],
+                 kline_keys: Callable[[], Iterable[Key]], clock: ExchangeClock,
                  page: int = PAGE) -> None:
         self.fetcher = fetcher
         self.bus = bus
@@ -42,7 +43,7 @@ class KlineGapFiller:
         self.tasks = tasks
         self.locks = locks
         self.kline_keys = kline_keys  # (symbol, interval) of the klines subscribed now
-        self.server_ms = server_ms  # exchange time, ms
+        self.clock = clock  # bars close on the exchange's clock
         self.page = page
         self._last: dict[Key, int] = {}  # open time last seen live
         self._closed: dict[Key, tuple[set[int], deque[int]]] = {}
@@ -79,7 +80,7 @@ class KlineGapFiller:
             return
         pending, self._pending = self._pending, {}
         wanted = set(self.kline_keys())
-        cutoff = entry.recv_ns // 1_000_000 + self.server_ms() - time.time_ns() // 1_000_000
+        cutoff = self.clock.to_exchange_ms(entry.recv_ns)
         for key, since in pending.items():
             if key in wanted:
                 self._armed[key] = since
@@ -124,7 +125,7 @@ class KlineGapFiller:
         reason = ""
         start = since
         try:
-            cutoff = cutoff_ms or self.server_ms()
+            cutoff = cutoff_ms or self.clock.now_ms()
             while True:
                 params: Params = {"symbol": symbol, "interval": interval,
                                   "startTime": start, "limit": self.page}

@@ -77,7 +77,7 @@ class LiveFeed(Source):
         if settings.storage.backfill:
             self.backfiller = Backfiller(
                 self.rest, bus, self.gate, kline_keys=sub.kline_keys,
-                server_ms=self.exchange_clock.now_ms,
+                clock=self.exchange_clock,
                 backoff_initial_s=conn.backoff_initial_s, backoff_max_s=conn.backoff_max_s)
             self.backfiller.attach()
         # REST beside the feed

@@ -122,10 +122,6 @@ class Replay(Source):
         await self._tasks.close()
         self.ended.set()
 
-    @property
-    def done(self) -> asyncio.Event:
-        return self.ended
-
     async def _run(self) -> None:
         try:
             events = await asyncio.to_thread(read_events, self.root, self.start_ns,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bus import Bus
+from engine.clock import ExchangeClock
 from engine.engine import Engine
 from engine.events import AggTrade, Kline, LedgerEntry, Trade
 from engine.exchange import ExchangeConfig, LocalExchange
@@ -257,7 +258,7 @@ async def test_the_same_gap_reported_twice_is_fetched_once() -> None:
         bus = Bus()
         rest = RestClient(ex.rest_url)
         backfiller = Backfiller(rest, bus, IdGate(), kline_keys=list,
-                                server_ms=lambda: time.time_ns() // 1_000_000,
+                                clock=ExchangeClock(),
                                 backoff_initial_s=0.01, backoff_max_s=0.05)
         backfiller.attach()
         got: list[Any] = []

@@ -77,7 +77,7 @@ async def test_replayer_paces_by_recv_time_over_speed(tmp_path: Path) -> None:
     await replayer.start()
     await wait_until(lambda: replayer.total, 5, "the recording to load")
     t0 = loop.time()  # pacing starts once loaded
-    await asyncio.wait_for(replayer.done.wait(), 5)
+    await asyncio.wait_for(replayer.ended.wait(), 5)
     elapsed = loop.time() - t0
     assert 0.08 <= elapsed <= 0.5, elapsed  # 1 s recorded / 10
     assert replayer.error is None
@@ -98,7 +98,7 @@ async def test_replayer_max_speed_delivers_everything_in_order(tmp_path: Path) -
     replayer = Replayer(tmp_path, bus, speed=float("inf"))
     started = time.monotonic()
     await replayer.start()
-    await asyncio.wait_for(replayer.done.wait(), 5)
+    await asyncio.wait_for(replayer.ended.wait(), 5)
     assert time.monotonic() - started < 3
     await bus.stop()
     assert replayer.published == bus.published == len(events)
@@ -108,14 +108,14 @@ async def test_replayer_max_speed_delivers_everything_in_order(tmp_path: Path) -
 async def test_replayer_reports_a_bad_recording_and_can_stop_early(tmp_path: Path) -> None:
     broken = Replayer(tmp_path / "missing", Bus(), speed=0)
     await broken.start()
-    await asyncio.wait_for(broken.done.wait(), 5)
+    await asyncio.wait_for(broken.ended.wait(), 5)
     assert isinstance(broken.error, ReplayError)
     second_of_events(tmp_path, n=3, span_ns=3_600 * 1_000_000_000)
     slow = Replayer(tmp_path, Bus(), speed=1)
     await slow.start()
     await wait_until(lambda: slow.published == 1, 5, "the first event")
     await slow.stop()
-    assert slow.done.is_set() and slow.published == 1 and slow.total == 3
+    assert slow.ended.is_set() and slow.published == 1 and slow.total == 3
 
 
 # -- engine, headless, CLI ----------------------------------------------------------------
@@ -130,7 +130,7 @@ async def test_engine_in_replay_mode_status_and_toggles(tmp_path: Path) -> None:
     got: list[Event] = []
     engine.bus.subscribe(got.append, kinds=[Trade, BookTicker], mode=Mode.INLINE)
     async with engine:
-        await asyncio.wait_for(engine.source.done.wait(), 5)
+        await asyncio.wait_for(engine.source.ended.wait(), 5)
         engine.sample_rates()
         status = engine.status()
     assert status.connections == []
