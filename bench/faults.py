@@ -17,6 +17,11 @@ over the run window, not only what it sent on the socket) is compared with what 
   sent,unrec   ids the exchange *did* write to the socket that the socket path never
                recorded: gone in flight with a dropped TCP connection, or received but
                never written (kill -9); the REST backfill may still have filled them
+               (bookTicker and partial depth, which have no contiguous ids, are compared
+               frame by frame in the JSON: ``u`` / ``lastUpdateId`` sent on any
+               connection vs recorded, see ``compare_frames``)
+  bt/pd        bookTicker / partial-depth frames sent on some connection and never
+               recorded (``+Nx``: recorded more than once)
   dup          rows recorded more than once (trade + aggTrade + depth)
   ledger       lost id ranges with a gap row naming exactly their first id
                (``first_missing``, ``last_good`` = first - 1) / all lost ranges; ``cN``
@@ -31,13 +36,16 @@ over the run window, not only what it sent on the socket) is compared with what 
   exit         the process' exit code after SIGINT (``-9`` = killed by the row itself)
 
 Usage: python bench/faults.py [--reconnect-s 120] [--soak-s 3600] [--quick] [--rows a,b]
-(``make faults``). Prints one table; writes bench/results/faults.json.
+(``make faults``). Prints one table; writes bench/results/faults.json. The window ends
+with a drain that waits on conditions, not a sleep: the exchange has written its last
+frames and the recorder's files hold the last id of every compared kind (``drain``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import itertools
 import json
@@ -49,13 +57,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -162,13 +173,14 @@ class Proc:
         self.read()
 
 
-async def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> float:
-    """Poll `pred` every 10 ms; return the wall time (ns) it became true. Bounded."""
+async def wait_for(pred: Callable[[], Any], timeout: float, what: str,
+                   every: float = 0.01) -> int:
+    """Poll `pred` every `every` s; return the wall time (ns) it became true. Bounded."""
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(every)
     return _now_ns()
 
 
@@ -194,6 +206,10 @@ class Ctx:
 
     def trades_sent(self) -> int:
         return sum(1 for _, t in self.ex.sent_log if t.startswith('{"stream":"btcusdt@trade"'))
+
+    def written(self) -> bool:
+        """Every open connection has written all it queued (injected frames included)."""
+        return all(not c.queue for c in self.ex.connections if not c.closed)
 
     async def flowing(self, timeout: float = 20.0, n: int = 20) -> int:
         """Wait until `n` more trades were sent to a live, unstalled connection."""
@@ -240,7 +256,11 @@ async def run_row(row: Row, keep: bool = False) -> dict[str, Any]:
                 ctx.stop_ns = _now_ns()
                 # end of the window: no more order flow, diffs flushed, feed drained
                 ex.pause()
-                await asyncio.sleep(0.6)
+                if ctx.proc.alive():
+                    try:
+                        await drain(ctx)
+                    except TimeoutError as exc:  # analysed anyway: the table says how much
+                        result.setdefault("error", f"drain: {exc}")
                 m = ex.market(SYMBOL)
                 end = {"trade": m.last_trade_id, "aggTrade": m.last_agg_id,
                        "depthUpdate": m.update_id}
@@ -268,6 +288,115 @@ async def run_row(row: Row, keep: bool = False) -> dict[str, Any]:
         else:
             result["storage"] = str(storage)
     return result
+
+
+# ------------------------------------------------------------------------- the drain
+# the id column of each recorded kind, and the wire stream/key it comes from
+ID_COLUMN = {"trade": "trade_id", "aggTrade": "agg_id", "depthUpdate": "final_update_id",
+             "bookTicker": "update_id", "depthPartial": "last_update_id"}
+WIRE_KEY = {"trade": (TRADE, "t"), "aggTrade": (AGG, "a"), "depthUpdate": (DEPTH, "u"),
+            "bookTicker": ("btcusdt@bookTicker", "u"),
+            "depthPartial": ("btcusdt@depth20@100ms", "lastUpdateId")}
+
+
+class SentScan:
+    """The exchange's sent-frame log read incrementally: per stream the largest id sent,
+    and per connection the last partial-depth ``lastUpdateId`` it wrote."""
+
+    def __init__(self, ex: LocalExchange) -> None:
+        self.ex = ex
+        self.at = 0
+        self.top: dict[str, int] = {}
+        self.last_partial: dict[int, int] = {}
+        self._heads = {f'{{"stream":"{s}"': (kind, key) for kind, (s, key) in WIRE_KEY.items()}
+
+    def scan(self) -> None:
+        log = self.ex.sent_log
+        end = len(log)
+        for conn, text in itertools.islice(log, self.at, end):
+            head = text[:text.find('","data"') + 1] if text.startswith('{"stream":') else ""
+            hit = self._heads.get(head)
+            if hit is None:
+                continue
+            try:
+                value = json.loads(text)["data"][hit[1]]
+            except (ValueError, KeyError, TypeError):
+                continue  # a frame a fault cut short
+            kind = hit[0]
+            self.top[kind] = max(self.top.get(kind, -1), value)
+            if kind == "depthPartial":
+                self.last_partial[conn] = value
+        self.at = end
+
+
+def _max_of(path: Path, column: str) -> int:
+    """The largest ``column`` value in one finished Parquet file or in the complete
+    batches of an in-progress Arrow IPC segment; -1 if none (or it moved meanwhile)."""
+    try:
+        if path.name.endswith(".arrows"):
+            batches = []
+            with pa.OSFile(str(path)) as f:
+                reader = pa.ipc.open_stream(f)
+                with contextlib.suppress(StopIteration, pa.ArrowInvalid, OSError):
+                    while True:  # a batch being appended right now is torn: stop there
+                        batches.append(reader.read_next_batch().column(column))
+            values = [pc.max(b).as_py() for b in batches if len(b)]
+        else:
+            col = pq.read_table(path, columns=[column]).column(column)
+            values = [pc.max(col).as_py()] if len(col) else []
+    except (OSError, pa.ArrowException):  # renamed (rotated / finished) between list and read
+        return -1
+    return max((v for v in values if v is not None), default=-1)
+
+
+def recorded_max(root: Path, kind: str) -> int:
+    """The largest id of `kind` the recorder has put in its files so far (finished Parquet
+    and the flushed batches of the open segment): the recorder's own progress on disk."""
+    column = ID_COLUMN[kind]
+    best = -1
+    for path in (root / kind).rglob("*"):
+        name = path.name
+        finished = name.endswith(".parquet") and not name.startswith((".", "_"))
+        if finished or (name.startswith(".") and name.endswith(".arrows")):
+            best = max(best, _max_of(path, column))
+    return best
+
+
+async def drain(ctx: Ctx, timeout: float = 20.0) -> None:
+    """After ``ex.pause()``: wait until the exchange has written the end of the window
+    and the recorder's files hold it, so the SIGINT cuts nothing in flight.
+
+    Exchange side: every open connection wrote a partial-depth frame carrying the book's
+    final update id (the 100 ms tick publishes the pending diff before it, on the same
+    queue) and has nothing queued. Recorder side: the largest id of every compared kind
+    that was sent is in its files (in order per kind, so everything before it is too).
+    """
+    ex, m = ctx.ex, ctx.ex.market(SYMBOL)
+    scan = SentScan(ex)
+
+    def exchange_done() -> bool:
+        scan.scan()
+        conns = [c for c in ex.connections if not c.closed]
+        return bool(conns) and ctx.written() and all(
+            scan.last_partial.get(c.id) == m.update_id for c in conns)
+
+    await wait_for(exchange_done, timeout, "the exchange to write the paused window's end")
+    scan.scan()
+    targets = {kind: scan.top[kind] for kind in ID_COLUMN if kind in scan.top}
+
+    def behind() -> list[str]:
+        have = {kind: recorded_max(ctx.storage, kind) for kind in targets}
+        return [f"{kind} {have[kind]} < {top}" for kind, top in targets.items()
+                if have[kind] < top]
+
+    try:
+        await wait_for(lambda: not ctx.proc.alive() or not behind(), timeout,
+                       "the recorder's files to hold the last sent ids", every=0.1)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}: {', '.join(behind())}") from None
+    if not ctx.proc.alive():  # reported like a timeout: the row did not complete
+        raise TimeoutError(f"the process exited (code {ctx.proc.p.returncode}) while the "
+                           f"feed drained: {', '.join(behind())}")
 
 
 # ------------------------------------------------------------------------- analysis
@@ -384,6 +513,12 @@ def analyse(ctx: Ctx, end: dict[str, int], status_line: str) -> dict[str, Any]:
                      and any(w0 - 1e9 <= times[a] and times[b] <= w1 + 1e9
                              for w0, w1 in failed_windows)]
         false = [g for g in gaps if g[1] not in starts and g[1] not in closed]
+        # what the socket lost in flight must sit inside a gap row's range, even when the
+        # backfill has filled it since
+        spans = [(e["first_missing"], e["last_missing"]) for e in ledger
+                 if e["what"] == "gap" and e["stream"] == stream]
+        unledgered_flight = [r for r in in_flight
+                             if not any(a <= r[0] and r[1] <= b for a, b in spans)]
         out["kinds"][kind] = {
             "produced": hi - lo + 1, "first": lo, "last": hi,
             "recorded_rows": len(rec), "sent_frames": len(wire),
@@ -399,16 +534,13 @@ def analyse(ctx: Ctx, end: dict[str, int], status_line: str) -> dict[str, Any]:
             "unledgered_ranges": [r for r in missing if (r[0] - 1, r[0]) not in gaps
                                   and r not in in_window][:20],
             "missing_ranges": missing[:20],
+            "in_flight_unledgered": unledgered_flight[:20],
         }
-    # streams without contiguous ids: recorded vs sent frames
-    for kind, stream, key, wkey in (("bookTicker", "btcusdt@bookTicker", "update_id", "u"),
-                                    ("depthPartial", "btcusdt@depth20@100ms",
-                                     "last_update_id", "lastUpdateId")):
-        wire = [d[wkey] for d in sent.get(stream, [])]
-        rec = [r[key] for r in rows[kind]]
-        out["kinds"][kind] = {"sent_frames": len(wire), "recorded_rows": len(rec),
-                              "sent_not_recorded": _multiset_minus(wire, rec),
-                              "recorded_not_sent": _multiset_minus(rec, wire)}
+    # streams without contiguous ids: every distinct frame sent vs recorded
+    outages = outage_marks(ledger)
+    for kind in ("bookTicker", "depthPartial"):
+        out["kinds"][kind] = compare_frames(sent_by_conn(ex, kind), rows[kind],
+                                            ID_COLUMN[kind], outages)
     # timing: per injected fault, detection and recovery
     detect, recover = [], []
     for i, f in enumerate(ctx.faults_ns):
@@ -451,17 +583,82 @@ def analyse(ctx: Ctx, end: dict[str, int], status_line: str) -> dict[str, Any]:
     return out
 
 
+def sent_by_conn(ex: LocalExchange, kind: str) -> dict[int, Counter[int]]:
+    """Per exchange connection, how often it wrote each identity of `kind` (the ``u`` of a
+    bookTicker, the ``lastUpdateId`` of a partial depth frame)."""
+    stream, key = WIRE_KEY[kind]
+    head = f'{{"stream":"{stream}"'
+    out: dict[int, Counter[int]] = {}
+    for conn, text in ex.sent_log:
+        if text.startswith(head):
+            try:
+                value = json.loads(text)["data"][key]
+            except (ValueError, KeyError, TypeError):
+                continue  # a frame a fault cut short: never decodable
+            out.setdefault(conn, Counter())[value] += 1
+    return out
+
+
+def outage_marks(ledger: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Receive-time windows in which the ledger says the feed was down: a disconnect (its
+    detection instant) or an id gap (last good receive .. the event that revealed it;
+    after a kill -9 that is the restarted recorder's gap from the recorded tail)."""
+    marks = [(e["end_time"], e["end_time"]) for e in ledger if e["what"] in DISCONNECTS]
+    marks += [(e["start_time"], e["end_time"]) for e in ledger if e["what"] == "gap"]
+    return marks
+
+
+def compare_frames(sent: dict[int, Counter[int]], rows: list[dict[str, Any]], column: str,
+                   outages: list[tuple[int, int]]) -> dict[str, Any]:
+    """Frames without contiguous ids, compared on identity over every connection.
+
+    The set of identities any connection was sent must equal the set recorded: during a
+    rollover (or with redundancy) both connections deliver each frame, and the recording
+    holds it once. "Once" is per frame: a bookTicker ``u`` is sent once per connection,
+    and so is a partial book while the market moves; an unchanged book is re-sent every
+    100 ms on the same socket (the paused tail), and each re-send may be recorded, never
+    more than there were 100 ms ticks (``sum - (connections - 1)`` bounds them). What is
+    missing must lie between recorded neighbours whose receive times bracket a ledgered
+    outage (``outage_marks``), else it is ``unledgered``.
+    """
+    per_id: dict[int, list[int]] = {}
+    for counts in sent.values():
+        for value, n in counts.items():
+            per_id.setdefault(value, []).append(n)
+    recorded = Counter(r[column] for r in rows)
+    times: dict[int, list[int]] = {}
+    for r in rows:
+        times.setdefault(r[column], []).append(r["recv_time"])
+    twice = 0
+    for value, n in recorded.items():
+        ns = per_id.get(value)
+        if ns is not None:
+            allowed = 1 if max(ns) == 1 else sum(ns) - (len(ns) - 1)
+            twice += max(0, n - allowed)
+    missing = sorted(set(per_id) - set(recorded))
+    order = sorted(recorded)
+    unledgered = []
+    for value in missing:
+        i = bisect.bisect(order, value)
+        t_prev = max(times[order[i - 1]]) if i else -1
+        t_next = min(times[order[i]]) if i < len(order) else 1 << 62
+        if not any(a <= t_next and b >= t_prev for a, b in outages):
+            unledgered.append(value)
+    return {"sent_frames": sum(sum(c.values()) for c in sent.values()),
+            "distinct_sent": len(per_id), "connections": len(sent),
+            "recorded_rows": len(rows), "distinct_recorded": len(recorded),
+            "sent_not_recorded": len(missing), "missing_sample": missing[:10],
+            "recorded_not_sent": sum(n for v, n in recorded.items() if v not in per_id),
+            "recorded_twice": twice, "unledgered_missing": len(unledgered),
+            "unledgered_sample": unledgered[:10]}
+
+
 def _minus(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Ranges of `a` not in `b` (both sorted, disjoint)."""
     out: list[tuple[int, int]] = []
     for lo, hi in a:
         out += complement([r for r in b if r[1] >= lo and r[0] <= hi], lo, hi)
     return out
-
-
-def _multiset_minus(a: list[int], b: list[int]) -> int:
-    from collections import Counter
-    return sum((Counter(a) - Counter(b)).values())
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:
@@ -557,7 +754,8 @@ def rollover(lifetime: float, cycles: int, notice: bool = False) -> FaultFn:
             loop_now = asyncio.get_running_loop().time()
             await asyncio.sleep(max(0.0, min(ends) - loop_now))
             ctx.fault()
-            await wait_for(lambda conns=conns: all(c.closed for c in conns), 10, "expiry")
+            await wait_for(lambda: all(c.closed for c in conns),  # noqa: B023 - awaited here
+                           10, "expiry")
             await ctx.flowing()
         ctx.ex.faults.set_lifetime(86400.0, existing=True)
         ctx.info["lifetime_s"] = lifetime
@@ -578,7 +776,7 @@ def unknown(n: int) -> FaultFn:
     async def fault(ctx: Ctx) -> None:
         ctx.fault()
         ctx.ex.faults.send_unknown(n)
-        await asyncio.sleep(1.0)
+        await wait_for(ctx.written, 20, f"{n} unknown frames written")
         await ctx.flowing()
     return fault
 
@@ -588,7 +786,6 @@ def truncated(n: int) -> FaultFn:
         ctx.fault()
         ctx.ex.faults.truncate_next(n)
         await wait_for(lambda: len(ctx.ex.faults.truncated) >= n, 20, "frames truncated")
-        await asyncio.sleep(0.5)
         await ctx.flowing()
         kinds: dict[str, int] = {}
         for _, text in ctx.ex.faults.truncated:
@@ -602,7 +799,7 @@ def duplicates(n: int) -> FaultFn:
     async def fault(ctx: Ctx) -> None:
         ctx.fault()
         ctx.info["resent"] = ctx.ex.faults.duplicate_last(n)
-        await asyncio.sleep(0.5)
+        await wait_for(ctx.written, 20, "the re-sent frames written")
         await ctx.flowing()
     return fault
 
@@ -612,7 +809,6 @@ def reordered(n: int) -> FaultFn:
         ctx.fault()
         ctx.ex.faults.reorder_next(n)
         await wait_for(lambda: ctx.ex.faults.injected["reordered"] >= n, 20, "reordered")
-        await asyncio.sleep(0.5)
         await ctx.flowing()
     return fault
 
@@ -680,7 +876,7 @@ def clock(step_ms: int, drift_ppm: float, seconds: float) -> FaultFn:
 
 
 async def kill9_restart(ctx: Ctx) -> None:
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the schedule: record a while (rows flushed and in memory)
     ctx.fault()
     ctx.proc.kill9()  # rows of the last flush interval are still in memory: lost
     ctx.info["killed_exit"] = ctx.proc.p.returncode
@@ -688,7 +884,7 @@ async def kill9_restart(ctx: Ctx) -> None:
     ctx.proc = Proc(ctx.ex.ws_url, ctx.ex.rest_url, ctx.storage, *ctx.extra)
     await wait_for(lambda: "REC" in ctx.proc.summary(), 40, "the restarted recorder")
     await ctx.flowing()
-    await asyncio.sleep(1.0)
+    # recovery of the abandoned segments runs (and logs) before recording starts
     m = re.findall(r"recovered", ctx.proc.read())
     ctx.info["recovery_mentions"] = len(m)
 
@@ -774,7 +970,7 @@ def cell_ms(st: dict[str, float] | None) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     head = (f"{'row':36} {'produced':>8} {'recorded':>8} {'lost t/a/d':>14} {'backfill t/a':>12} "
-            f"{'sent,unrec':>10} "
+            f"{'sent,unrec':>10} {'bt/pd':>7} "
             f"{'dup':>4} {'ledger':>11} {'detect ms':>10} {'recover ms':>11} {'weight':>10} "
             f"{'exit':>4}")
     lines = [head, "-" * len(head)]
@@ -789,6 +985,10 @@ def table(results: list[dict[str, Any]]) -> str:
         t, a, d = k["trade"], k["aggTrade"], k["depthUpdate"]
         lost = f"{t.get('lost_ids', '?')}/{a.get('lost_ids', '?')}/{d.get('lost_ids', '?')}"
         inflight = sum(x.get("in_flight_ids", 0) for x in (t, a, d))
+        bt, pd = k["bookTicker"], k["depthPartial"]
+        twice = bt.get("recorded_twice", 0) + pd.get("recorded_twice", 0)
+        frames = f"{bt.get('sent_not_recorded', '?')}/{pd.get('sent_not_recorded', '?')}" + \
+            (f" +{twice}x" if twice else "")
         bf = f"{t.get('backfilled', 0)}/{a.get('backfilled', 0)}"
         dup = sum(x.get("duplicates", 0) for x in (t, a, d))
         ranges_ = sum(x.get("lost_ranges", 0) for x in (t, a, d))
@@ -802,7 +1002,7 @@ def table(results: list[dict[str, Any]]) -> str:
         weight = f"{w['peak_accepted']}/{w['limit']}" + (" REJ" if w["rejected"] else "")
         lines.append(
             f"{r['row'][:36]:36} {t.get('produced', 0):>8} {t.get('recorded_rows', 0):>8} "
-            f"{lost:>14} {bf:>12} {inflight:>10} {dup:>4} {ledger:>11} "
+            f"{lost:>14} {bf:>12} {inflight:>10} {frames:>7} {dup:>4} {ledger:>11} "
             f"{cell_ms(r['detect_ms']):>10} {cell_ms(r['recover_ms']):>11} {weight:>10} "
             f"{r['exit']:>4}"
             + (" !" if r.get("error") else ""))

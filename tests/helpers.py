@@ -18,7 +18,9 @@ import pyarrow.dataset as ds
 from engine.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
-SHARED = ROOT.parent / "shared"  # real recordings and doc fixtures, beside the repository
+# real recordings and doc fixtures, beside the repository (or where BINANCE_LIVE_SHARED says:
+# `make mutate` runs the tests from a copy of the tree in mutants/)
+SHARED = Path(os.environ.get("BINANCE_LIVE_SHARED", ROOT.parent / "shared"))
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,

@@ -212,16 +212,15 @@ class LocalBook:
         """
         last = snap.last_update_id
         buf = self.buffer
-        if buf and last + 1 < buf[0].first_update_id:
-            self.stale_snapshots += 1  # older than everything buffered: cannot bridge
-            return False
         pending = [d for d in buf if d.final_update_id > last]
         if pending and pending[0].first_update_id > last + 1:
-            self.stale_snapshots += 1  # cannot happen with a contiguous buffer; be safe
+            # older than the buffer (``lastUpdateId + 1 < first U``; then every buffered
+            # diff is pending) or a hole in a hand-filled buffer: cannot bridge
+            self.stale_snapshots += 1
             return False
         buf.clear()
         if limit is None:
-            limit = getattr(snap, "limit", 0)
+            limit = getattr(snap, "limit", 0)  # pragma: no mutate (equivalent: 1 acts as 0 here)
         self._load(snap.bids, snap.asks, limit)
         self.update_id = self.snapshot_id = last
         self.state = _SYNCED
@@ -244,8 +243,9 @@ class LocalBook:
         self._ask_heap = list(self.asks)
         heapify(self._bid_heap)
         heapify(self._ask_heap)
-        truncated_b = bool(bids) and (limit <= 0 or len(bids) >= limit)
-        truncated_a = bool(asks) and (limit <= 0 or len(asks) >= limit)
+        # a limit <= 0 (unknown) always passes ``len >= limit``: such a side reads truncated
+        truncated_b = bool(bids) and len(bids) >= limit
+        truncated_a = bool(asks) and len(asks) >= limit
         self.bid_floor = min(p for p, _ in bids) if truncated_b else -INF
         self.ask_ceiling = max(p for p, _ in asks) if truncated_a else INF
 

@@ -31,7 +31,7 @@ class ProtocolViolation:
 
 class _Violation(Exception):
     def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason)  # pragma: no mutate (equivalent: never escapes receive)
         self.violation = ProtocolViolation(code, reason)
 
 
@@ -48,11 +48,14 @@ class FrameReader:
         self.control: list[tuple[int, bytes]] = []
         self.error: ProtocolViolation | None = None
         self._held: list[bytes] = []  # the start of an incomplete frame
-        self._held_len = 0
-        self._need = 0  # bytes (from the frame start) before _held can be parsed again
-        self._fragments: list[bytes] = []
-        self._fragments_len = 0
-        self._fragmented_opcode = 0
+        # _held_len and _need (bytes from the frame start before _held can be parsed again)
+        # are read only while _held is non-empty, and set whenever it is filled.
+        self._held_len = 0  # pragma: no mutate (equivalent: set before it is read)
+        self._need = 0  # pragma: no mutate (equivalent: set before it is read)
+        # A message's first fragment sets these two; the opcode is only tested for truth.
+        self._fragments: list[bytes] = []  # pragma: no mutate (equivalent: set before read)
+        self._fragments_len = 0  # pragma: no mutate (equivalent: set before it is read)
+        self._fragmented_opcode = 0  # pragma: no mutate (equivalent: None is as falsy)
 
     def receive(self, data: bytes) -> list[bytes]:
         """The messages completed by ``data``; on a violation, those before it."""
@@ -68,7 +71,7 @@ class FrameReader:
         messages: list[bytes] = []
         n = len(data)
         pos = 0
-        need = 0
+        need = 0  # pragma: no mutate (equivalent: every break sets it)
         max_size = self.max_size
         try:
             while True:
@@ -90,7 +93,7 @@ class FrameReader:
                     if left < 10:
                         need = 10
                         break
-                    length = int.from_bytes(data[pos + 2:pos + 10], "big")
+                    length = int.from_bytes(data[pos + 2:pos + 10])  # big-endian (the default)
                     start = pos + 10
                 if b1 & 0x80:
                     raise _Violation(1002, "masked frame from server")
@@ -112,8 +115,8 @@ class FrameReader:
             self.error = exc.violation
             self._held.clear()
             return messages
-        if pos < n:
-            rest = data[pos:] if pos else data
+        if pos < n:  # pragma: no mutate (equivalent: holding b"" at pos == n only costs a join)
+            rest = data[pos:]  # data itself when pos is 0 (bytes slicing does not copy)
             self._held.append(rest)
             self._held_len = len(rest)
             self._need = need
@@ -146,9 +149,10 @@ class FrameReader:
                 raise _Violation(1009, "fragmented message exceeds limit")
             if fin:
                 messages.append(b"".join(self._fragments))
-                self._fragments = []
-                self._fragments_len = 0
-                self._fragmented_opcode = 0
+                # The next message's first fragment sets the list and its length again.
+                self._fragments = []  # pragma: no mutate (equivalent: set before it is read)
+                self._fragments_len = 0  # pragma: no mutate (equivalent: set before it is read)
+                self._fragmented_opcode = 0  # pragma: no mutate (equivalent: None is as falsy)
         else:
             raise _Violation(1002, f"unknown opcode {opcode}")
 

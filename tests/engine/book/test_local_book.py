@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from engine.binance.rest_rows import decode_depth
 from engine.book.local_book import BookState, LocalBook, Reason
-from engine.events import BookTicker, DepthUpdate, OrderBookSnapshot
+from engine.events import BookTicker, DepthUpdate, OrderBookSnapshot, PartialDepth
 from engine.exchange.testing import BookRebuilder
 from engine.feed.decode import FrameDecoder
 
@@ -163,6 +163,187 @@ def test_views() -> None:
     assert book.depth(2) == (3.0, 4.0)
     assert book.imbalance(2) == pytest.approx((3.0 - 4.0) / 7.0)
     assert book.top(100) == (BIDS, ASKS)
+
+
+# -- exact counters, return values and boundaries (what the keeper and the status show) -------
+
+
+def test_a_fresh_book_reports_nothing_yet() -> None:
+    """The keeper reads these before any sync: a non-empty reason or a count would be a lie."""
+    book = LocalBook("X")
+    assert (book.symbol, book.state, book.update_id, book.snapshot_id) == (
+        "X", BookState.BUFFERING, 0, 0)
+    assert book.depth_exhausted is False and book.bridged_from_buffer is False
+    assert (book.bid_floor, book.ask_ceiling) == (-math.inf, math.inf)
+    assert (book.replayed, book.resync_reason, book.lost_update_id) == ([], "", -1)
+    assert (book.applied, book.stale, book.gaps, book.crossed, book.exhausted, book.pruned,
+            book.syncs, book.resyncs, book.stale_snapshots, book.buffer_overflows) == (0,) * 10
+    assert book.top(1) == ([], []) and book.top(5) == ([], [])
+
+
+def test_on_diff_returns_true_only_when_applied_and_counters_accumulate() -> None:
+    book = LocalBook("X")
+    assert book.on_diff(diff(1, 1)) is False  # buffered, not applied
+    assert book.on_snapshot(snap(1, BIDS, ASKS))
+    assert book.on_diff(diff(2, 2, [(97.0, 1.0)])) is True
+    assert book.on_diff(diff(2, 2)) is False and book.on_diff(diff(1, 2)) is False
+    assert (book.stale, book.applied, book.update_id) == (2, 1, 2)
+    assert book.on_diff(diff(4, 4)) is False  # 3 missing: gap
+    assert book.on_snapshot(snap(4, BIDS, ASKS))
+    assert book.on_diff(diff(6, 6)) is False  # 5 missing: second gap
+    assert (book.gaps, book.resyncs, book.syncs, book.lost_update_id) == (2, 2, 2, 4)
+
+
+def test_each_crossed_diff_is_counted() -> None:
+    book = LocalBook("X")
+    for i in (1, 2):
+        assert book.on_snapshot(snap(10 * i, BIDS, ASKS))
+        assert book.on_diff(diff(10 * i + 1, 10 * i + 1, [(101.0, 1.0)])) is False
+    assert (book.crossed, book.resyncs, book.resync_reason) == (2, 2, Reason.CROSSED)
+
+
+def test_while_buffering_duplicates_are_stale_and_a_one_id_hole_is_a_gap() -> None:
+    book = LocalBook("X")
+    book.on_diff(diff(1, 2))
+    book.on_diff(diff(1, 2))  # same u as the last buffered diff
+    book.on_diff(diff(2, 2))
+    assert book.stale == 2 and [d.final_update_id for d in book.buffer] == [2]
+    book.on_diff(diff(4, 4))  # 3 missing
+    assert book.gaps == 1 and [d.first_update_id for d in book.buffer] == [4]
+    book.on_diff(diff(6, 7))  # 5 missing
+    assert book.gaps == 2 and [d.first_update_id for d in book.buffer] == [6]
+    assert book.on_diff(diff(8, 8)) is False and len(book.buffer) == 2
+
+
+def test_a_snapshot_one_id_too_old_is_refused_and_each_refusal_counted() -> None:
+    book = LocalBook("X")
+    book.on_diff(diff(20, 25))
+    assert not book.on_snapshot(snap(18, BIDS, ASKS))  # 19 would be missing
+    assert not book.on_snapshot(snap(5, BIDS, ASKS))
+    assert book.stale_snapshots == 2 and book.syncs == 0 and book.needs_snapshot
+
+
+def test_replayed_lists_exactly_the_bridging_diffs_and_drop_forgets_them() -> None:
+    book = LocalBook("X")
+    d10, d11, d12 = diff(9, 10), diff(11, 11, [(97.0, 1.0)]), diff(12, 12)
+    for d in (d10, d11, d12):
+        book.on_diff(d)
+    assert book.on_snapshot(snap(10, BIDS, ASKS))  # d10 ends at the snapshot: not replayed
+    assert book.replayed == [d11, d12] and book.bridged_from_buffer is True
+    assert (book.stale, book.applied, book.syncs, book.update_id) == (0, 2, 1, 12)
+    assert book.depth_exhausted is False
+    book.drop(Reason.AUDIT)
+    assert book.replayed == [] and book.resync_reason == "audit"
+    book.on_diff(diff(13, 13))
+    assert book.on_snapshot(snap(13, BIDS, ASKS))  # ends exactly at the buffered diff
+    assert book.replayed == [] and book.bridged_from_buffer is False and book.stale == 0
+
+
+def test_a_replay_that_crosses_rebuffers_only_the_later_diffs() -> None:
+    book = LocalBook("X")
+    later = [diff(13, 13, [(97.0, 1.0)]), diff(14, 14)]
+    for d in [diff(11, 11), diff(12, 12, [(101.0, 1.0)]), *later]:  # 12 crosses ask 101
+        book.on_diff(d)
+    assert book.on_snapshot(snap(10, BIDS, ASKS)) is False
+    assert (book.crossed, book.syncs, book.replayed, book.state) == (
+        1, 0, [], BookState.BUFFERING)
+    assert list(book.buffer) == later  # kept to bridge the next snapshot
+    assert book.on_snapshot(snap(12, BIDS, ASKS))
+    assert book.replayed == later and book.update_id == 14 and book.bids[97.0] == 1.0
+
+
+def test_a_hand_filled_buffer_with_a_hole_or_a_duplicate_is_handled_safely() -> None:
+    """``buffer`` is a public deque; the sync must not trust it to be contiguous."""
+    book = LocalBook("X")
+    book.buffer.extend([diff(11, 11), diff(13, 13)])  # 12 missing
+    assert not book.on_snapshot(snap(11, BIDS, ASKS))
+    assert (book.stale_snapshots, book.gaps, book.resyncs) == (1, 0, 0) and book.needs_snapshot
+    book = LocalBook("X")
+    book.buffer.extend([diff(11, 11), diff(11, 11), diff(12, 12, [(97.0, 1.0)])])
+    assert book.on_snapshot(snap(10, BIDS, ASKS))  # the duplicate is stale, not a failure
+    assert (book.stale, book.applied, book.update_id, book.bids[97.0]) == (1, 2, 12, 1.0)
+    assert not book.buffer
+
+
+def test_partial_depth_without_a_limit_is_taken_as_truncated() -> None:
+    book = LocalBook("X")
+    assert book.on_snapshot(PartialDepth(last_update_id=1, bids=BIDS, asks=ASKS))
+    assert (book.bid_floor, book.ask_ceiling) == (98.0, 103.0)
+
+
+def test_levels_exactly_at_the_verified_boundary_are_kept() -> None:
+    book = LocalBook("X")
+    assert book.on_snapshot(snap(1, BIDS, ASKS, limit=3))
+    book.on_diff(diff(2, 2, [(98.0, 0.0)], [(103.0, 0.0)]))
+    book.on_diff(diff(3, 3, [(98.0, 4.0), (90.0, 1.0), (91.0, 1.0)], [(103.0, 5.0)]))
+    assert book.pruned == 2 and book.bids[98.0] == 4.0 and book.asks[103.0] == 5.0
+    assert book.top(5) == ([(100.0, 1.0), (99.0, 2.0), (98.0, 4.0)],
+                           [(101.0, 1.5), (102.0, 2.5), (103.0, 5.0)])
+
+
+@pytest.mark.parametrize(("limit", "bids", "asks"), [
+    (100, BIDS, ASKS),  # both sides complete
+    (3, BIDS, ASKS[:2]),  # bids truncated, asks complete
+    (3, BIDS[:2], ASKS),  # asks truncated, bids complete
+])
+def test_emptying_a_complete_side_is_fine(limit: int, bids: Lv, asks: Lv) -> None:
+    """Only a truncated side that runs dry is exhausted; a complete one is just thin."""
+    book = LocalBook("X")
+    assert book.on_snapshot(snap(1, bids, asks, limit=limit))
+    complete_b, complete_a = len(bids) < limit, len(asks) < limit
+    uid = 1
+    if complete_a:
+        uid += 1
+        assert book.on_diff(diff(uid, uid, [], [(p, 0.0) for p, _ in asks])) is True
+        assert book.top(1) == ([bids[0]], []) and book.best_ask() is None
+        uid += 1
+        assert book.on_diff(diff(uid, uid, [], [asks[0]])) is True
+    if complete_b:
+        uid += 1
+        assert book.on_diff(diff(uid, uid, [(p, 0.0) for p, _ in bids])) is True
+        assert book.top(1) == ([], [asks[0]]) and book.best_bid() is None
+    assert book.synced and book.exhausted == 0 and book.depth_exhausted is False
+
+
+def test_exhaustion_is_counted_per_episode_and_a_resyncing_book_returns_false() -> None:
+    book = LocalBook("X")
+    assert book.on_snapshot(snap(1, BIDS, ASKS, limit=3))
+    assert book.on_diff(diff(2, 2, [], [(p, 0.0) for p, _ in ASKS])) is False
+    assert (book.exhausted, book.resync_reason) == (1, Reason.DEPTH_EXHAUSTED)
+    book = LocalBook("X", resync_when_exhausted=False)
+    assert book.on_snapshot(snap(1, BIDS, ASKS, limit=3))
+    dry = [(p, 0.0) for p, _ in BIDS]
+    assert book.on_diff(diff(2, 2, dry)) is True and book.depth_exhausted is True
+    assert book.on_diff(diff(3, 3, [], [(101.0, 2.0)])) is True  # still dry: same episode
+    assert book.on_diff(diff(4, 4, [(99.0, 1.0)])) is True and book.depth_exhausted is False
+    assert book.on_diff(diff(5, 5, [(99.0, 0.0)])) is True  # dry again: a second episode
+    assert (book.exhausted, book.resyncs, book.synced) == (2, 0, True)
+
+
+def test_stale_heap_entries_are_compacted_exactly_past_the_slack() -> None:
+    """Memory stays bounded: the lazy heaps are rebuilt once they exceed 2 x live + 256
+    entries, and not earlier (a rebuild costs a full pass over the side)."""
+    book = LocalBook("X")
+    assert book.on_snapshot(snap(0, BIDS, ASKS))
+
+    def heaps() -> tuple[int, int]:
+        return len(book._bid_heap), len(book._ask_heap)  # noqa: SLF001
+
+    for uid in range(1, 260):  # each diff leaves one stale entry per side: 3 + 259 = 262
+        book.on_diff(diff(uid, uid, [(97.0, 1.0), (97.0, 0.0)], [(104.0, 1.0), (104.0, 0.0)]))
+    assert heaps() == (262, 262)  # == 2 * 3 + 256: tolerated
+    book.on_diff(diff(260, 260, [(97.0, 1.0), (97.0, 0.0)], [(104.0, 1.0), (104.0, 0.0)]))
+    assert heaps() == (3, 3)  # 263 > 262: rebuilt from the live levels
+    assert book.top(5) == (BIDS, ASKS) and book.synced
+
+
+def test_imbalance_defaults_to_the_best_ten_levels() -> None:
+    bids = [(100.0 - i, 1.0) for i in range(11)]
+    asks = [(101.0 + i, 1.0) for i in range(10)] + [(111.0, 100.0)]
+    book = LocalBook("X")
+    assert book.on_snapshot(snap(1, bids, asks))
+    assert book.imbalance() == 0.0  # 10 vs 10; the 11th ask (100) is outside
+    assert book.imbalance(11) == pytest.approx((11.0 - 110.0) / 121.0)
 
 
 # -- the real BTCUSDT 2024 recording ----------------------------------------------------------

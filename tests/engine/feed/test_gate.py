@@ -18,7 +18,7 @@ from engine.events import (
     PartialDepth,
     Trade,
 )
-from engine.feed.gate import IdGate
+from engine.feed.gate import MAX_HOLES, IdGate
 from tests import factories
 
 # Events come on connection 1 unless said; trades, aggTrades and diffs get recv_ns = their id.
@@ -295,3 +295,162 @@ def test_backfilled_page_through_the_gate_skips_ids_a_live_frame_delivered() -> 
     assert [(e.what, e.first_missing, e.last_missing, e.detail) for e in filled] == \
         [("gap_filled", 5, 10, "filled by backfilled ids")]
     assert gate.open_gaps(Trade, "BTCUSDT") == []
+
+
+# -- every field of the ledger rows, counters, and the control API ------------------------
+
+def gap_row(what: str, stream: str, first: int, last: int, start_ns: int, recv_ns: int,
+            conn: int, detail: str) -> LedgerEntry:
+    """A gap / gap_filled row as the ledger must receive it (built here, not by the gate)."""
+    return LedgerEntry(what=what, stream=stream, symbol="BTCUSDT", first_missing=first,
+                       last_good=first - 1, last_missing=last, start_ns=start_ns,
+                       end_ns=recv_ns, recv_ns=recv_ns, conn=conn, detail=detail)
+
+
+def test_gap_and_gap_filled_rows_carry_every_field() -> None:
+    """start_ns is the receive time of the last id before the gap (here the key's first
+    event); the filled row keeps it and is stamped by the event that completed the fill."""
+    gate = IdGate()
+    _, feed = run(gate, [trade(1, ns=10), trade(5, conn=2, ns=50)])
+    assert feed == [gap_row("gap", "btcusdt@trade", 2, 4, 10, 50, 2, "3 ids missing")]
+    _, feed = run(gate, [trade(3, conn=3, ns=60), trade(2, conn=3, ns=70)])
+    assert feed == []  # 4 still missing
+    _, feed = run(gate, [trade(4, conn=4, ns=80)])
+    assert feed == [gap_row("gap_filled", "btcusdt@trade", 2, 4, 10, 80, 4,
+                            "filled by late ids")]
+    assert (gate.gaps, gate.gaps_filled, gate.late, gate.duplicates) == (1, 1, 3, 0)
+
+
+def test_gap_detail_counts_the_missing_ids() -> None:
+    gate = IdGate()
+    _, feed = run(gate, [trade(1), trade(3), trade(6)])
+    assert [f.detail for f in feed] == ["1 id missing", "2 ids missing"]
+
+
+def test_agg_trades_dedup_gap_and_fill() -> None:
+    gate = IdGate()
+    events = [agg(1), agg(2), agg(2, conn=2), agg(3), agg(6, conn=2), agg(3), agg(4),
+              agg(5, conn=2)]
+    kept, feed = run(gate, events)
+    assert kept == [events[i] for i in (0, 1, 3, 4, 6, 7)]  # the very objects, in order
+    assert feed == [
+        gap_row("gap", "btcusdt@aggTrade", 4, 5, 3, 6, 2, "2 ids missing"),
+        gap_row("gap_filled", "btcusdt@aggTrade", 4, 5, 3, 5, 2, "filled by late ids")]
+    assert (gate.duplicates, gate.late, gate.overlaps, gate.gaps) == (2, 2, 0, 1)
+    assert gate.last_id(AggTrade, "BTCUSDT") == 6
+
+
+def test_depth_gap_after_contiguous_diffs_starts_at_the_last_diff() -> None:
+    gate = IdGate()
+    kept, feed = run(gate, [diff(100, 110), diff(111, 120), diff(130, 140, conn=2)])
+    assert len(kept) == 3 and gate.overlaps == 0
+    assert feed == [gap_row("gap", "btcusdt@depth@100ms", 121, 129, 120, 140, 2,
+                            "9 ids missing")]
+
+
+def test_a_diff_straddling_the_hwm_also_fills_open_gaps() -> None:
+    gate = IdGate()
+    _, feed = run(gate, [diff(100, 110), diff(120, 130)])  # gap 111..119, start_ns 110
+    assert [f.what for f in feed] == ["gap"]
+    kept, feed = run(gate, [diff(115, 135, conn=2)])  # 115..119 late, 131..135 new
+    assert len(kept) == 1 and feed == [] and gate.overlaps == 1
+    assert gate.open_gaps(DepthUpdate, "BTCUSDT") == [(111, 119)]  # 111..114 missing
+    kept, feed = run(gate, [diff(111, 140, conn=3)])  # completes the gap, straddles again
+    assert len(kept) == 1 and gate.overlaps == 2
+    assert feed == [gap_row("gap_filled", "btcusdt@depth@100ms", 111, 119, 110, 140, 3,
+                            "filled by late ids")]
+    assert gate.open_gaps(DepthUpdate, "BTCUSDT") == []
+    assert gate.last_id(DepthUpdate, "BTCUSDT") == 140 and gate.late == 0
+
+
+def test_dedup_only_counters_and_the_owner_repeating_after_an_advance() -> None:
+    gate = IdGate()
+    kept, _ = run(gate, [book(10), book(15), book(15), book(12), book(12, conn=2),
+                         book(15, conn=2), book(11), book(16, conn=2), book(16, conn=2)])
+    # the owner's repeat and reorders pass, another connection's copies do not
+    assert [(e.update_id, e.conn) for e in kept] == [
+        (10, 1), (15, 1), (15, 1), (12, 1), (11, 1), (16, 2), (16, 2)]
+    assert (gate.late, gate.duplicates) == (2, 2)  # an equal repeat is not late
+    assert gate.last_id(BookTicker, "BTCUSDT") == 16
+
+
+def test_seed_sets_the_start_of_the_first_gap() -> None:
+    gate = IdGate()
+    gate.seed(Trade, "BTCUSDT", 100, recv_ns=5)
+    gate.seed(Trade, "BTCUSDT", 100, recv_ns=9)  # not an advance: the time stays
+    _, feed = run(gate, [trade(105, ns=500)])
+    assert feed == [gap_row("gap", "btcusdt@trade", 101, 104, 5, 500, 1, "4 ids missing")]
+    gate = IdGate()
+    gate.seed(Trade, "BTCUSDT", 100)  # no receive time known: the window starts at 0
+    _, feed = run(gate, [trade(102, ns=500)])
+    assert [(f.first_missing, f.start_ns) for f in feed] == [(101, 0)]
+
+
+def test_seed_advances_an_existing_key() -> None:
+    gate = IdGate()
+    gate.seed(Trade, "BTCUSDT", 100, recv_ns=5)
+    gate.seed(Trade, "BTCUSDT", 200, recv_ns=7)
+    assert gate.last_id(Trade, "BTCUSDT") == 200
+    kept, feed = run(gate, [trade(150), trade(203, ns=300)])
+    assert ids(kept) == [203]
+    assert [(f.first_missing, f.last_missing, f.start_ns) for f in feed] == [(201, 202, 7)]
+
+
+def test_seed_of_a_dedup_only_key_never_moves_it_back() -> None:
+    gate = IdGate()
+    gate.seed(BookTicker, "BTCUSDT", 50)
+    gate.seed(BookTicker, "BTCUSDT", 40)
+    assert gate.last_id(BookTicker, "BTCUSDT") == 50
+    kept, _ = run(gate, [book(45), book(50), book(51)])
+    assert [e.update_id for e in kept] == [51]
+
+
+def test_seeded_value_is_adopted_by_the_first_connection_to_repeat_it() -> None:
+    """A recorded value has no live owner: its first live copy is a duplicate, but that
+    connection then owns the key and its periodic repeats pass."""
+    gate = IdGate()
+    gate.seed(PartialDepth, "BTCUSDT", 8)
+    kept, _ = run(gate, [partial(8, conn=1), partial(8, conn=1), partial(8, conn=2)])
+    assert [(e.last_update_id, e.conn) for e in kept] == [(8, 1)]
+    assert gate.duplicates == 2
+
+
+def test_seed_of_the_current_value_keeps_its_live_owner() -> None:
+    gate = IdGate()
+    run(gate, [book(50)])
+    gate.seed(BookTicker, "BTCUSDT", 50)
+    kept, _ = run(gate, [book(50)])  # the owner's repeat still passes
+    assert [(e.update_id, e.conn) for e in kept] == [(50, 1)]
+
+
+def test_last_id_and_open_gaps_of_unknown_keys() -> None:
+    gate = IdGate()
+    run(gate, [trade(7), book(3), partial(4), kline(0, 1, False)])
+    assert gate.last_id(Trade, "BTCUSDT") == 7
+    assert gate.last_id(BookTicker, "BTCUSDT") == 3
+    assert gate.last_id(PartialDepth, "BTCUSDT") == 4
+    assert gate.last_id(Trade, "ETHUSDT") is None
+    assert gate.last_id(BookTicker, "ETHUSDT") is None
+    assert gate.last_id(Kline, "BTCUSDT") is None  # no single id
+    assert gate.last_id(MiniTicker, "BTCUSDT") is None
+    assert gate.open_gaps(Trade, "ETHUSDT") == []
+    assert gate.open_gaps(BookTicker, "BTCUSDT") == []
+    assert gate.open_gaps(Kline, "BTCUSDT") == []
+
+
+def test_a_gap_fragmented_past_max_holes_is_forgotten() -> None:
+    """Isolated late ids split a gap; at MAX_HOLES holes it is still fillable, one more
+    and it is forgotten (its remaining ids are then duplicates)."""
+    gate = IdGate(max_open_gaps=1)
+    run(gate, [trade(0), trade(2), trade(2000)])  # gap 1..1 evicted by gap 3..1999
+    assert gate.gaps_forgotten == 1 and gate.open_gaps(Trade, "BTCUSDT") == [(3, 1999)]
+    # ids 4, 6, ..., 4 + 2 * (MAX_HOLES - 2): MAX_HOLES - 1 splits -> MAX_HOLES holes
+    splits = [4 + 2 * k for k in range(MAX_HOLES - 1)]
+    kept, _ = run(gate, [trade(i) for i in splits])
+    assert len(kept) == MAX_HOLES - 1
+    assert gate.open_gaps(Trade, "BTCUSDT") == [(3, 1999)] and gate.gaps_forgotten == 1
+    kept, feed = run(gate, [trade(splits[-1] + 2)])  # one hole more
+    assert ids(kept) == [splits[-1] + 2] and feed == []
+    assert gate.open_gaps(Trade, "BTCUSDT") == [] and gate.gaps_forgotten == 2
+    kept, _ = run(gate, [trade(3)])  # was fillable, now a duplicate
+    assert kept == [] and gate.gaps_filled == 0
