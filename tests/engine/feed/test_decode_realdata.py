@@ -1,4 +1,9 @@
-"""Real Binance frames and the official doc examples through ``FrameDecoder``.
+"""Real Binance frames and the official doc examples, through every decode path.
+
+Each check runs on each entry of ``PATHS``: ``decode`` (``FrameDecoder.decode``, one call per
+frame) and ``receive``, the path the engine runs: the frames as server WebSocket bytes,
+split into reads at arbitrary points, through ``FrameReader`` and ``Receiver.receive``
+(``decode_batch`` → ``IdGate`` → ``Bus``), collected by a consumer on the bus.
 
 Sources (see ``shared/realdata/INDEX.md``; nobody on the team wrote them):
 
@@ -13,18 +18,23 @@ Every market event is compared field by field with ``json.loads`` of the same fr
 wire-key table written here independently of the models' ``msgspec.field(name=...)`` (so a wrong
 wire name in a model is caught): strings become ``float()``, ids and times must come out as
 exact ``int`` (ids around 5e10 must never pass through a float), booleans as ``bool``.
+Expected values come from the JSON, never from a decoder; the few decoder-to-decoder comparisons
+only show that a variation of one frame (extra keys, spacing, key order) changes nothing.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -32,6 +42,7 @@ import pytest
 
 from engine.binance.control import ControlReply
 from engine.binance.rest_rows import decode_depth
+from engine.bus import Bus
 from engine.events import (
     MARKET_EVENT_TYPES,
     AggTrade,
@@ -41,6 +52,7 @@ from engine.events import (
     DepthUpdate,
     Kline,
     KlineBar,
+    LedgerEntry,
     MiniTicker,
     OrderBookSnapshot,
     PartialDepth,
@@ -49,7 +61,10 @@ from engine.events import (
     Ticker,
     Trade,
 )
-from engine.feed.decode import FrameDecoder
+from engine.feed.decode import DecodeStats, FrameDecoder
+from engine.feed.frames import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, FrameReader
+from engine.feed.gate import IdGate
+from engine.feed.receiver import Receiver
 from tests.helpers import SHARED
 
 REALDATA = SHARED / "realdata"
@@ -219,6 +234,163 @@ def implied(stream: str) -> tuple[type, bool]:
     raise AssertionError(f"test table does not know stream {stream!r}")
 
 
+# --- the decode paths: every check below runs on each --------------------------------------
+
+
+class Run(NamedTuple):
+    events: list[Any]  # every event delivered, in order (array streams flattened)
+    stamps: list[int]  # per input frame: the recv_ns it was handed to the decoder with
+    replies: list[ControlReply]  # control replies, set aside for the connection
+
+
+class FramePath(Protocol):
+    name: str
+    stats: DecodeStats  # the decoder's own counters
+
+    def run(self, frames: Sequence[tuple[int, bytes]], conn: int) -> Run:
+        """Deliver ``(recv_ns, frame)`` pairs in order."""
+        ...
+
+    def decode(self, frame: bytes, recv_ns: int = 0, conn: int = 0) -> object:
+        """One frame, shaped like ``FrameDecoder.decode``: an event, a list (array stream),
+        a ControlReply, or None."""
+        ...
+
+
+class DecodePath:
+    """``FrameDecoder.decode``, one call per frame."""
+
+    name = "decode"
+
+    def __init__(self, decoder: FrameDecoder) -> None:
+        self.decoder = decoder
+        self.stats = decoder.stats
+
+    def run(self, frames: Sequence[tuple[int, bytes]], conn: int) -> Run:
+        events: list[Any] = []
+        replies: list[ControlReply] = []
+        for ns, frame in frames:
+            ev = self.decoder.decode(frame, ns, conn)
+            if type(ev) is list:
+                events += ev
+            elif type(ev) is ControlReply:
+                replies.append(ev)
+            elif ev is not None:
+                events.append(ev)
+        return Run(events, [ns for ns, _ in frames], replies)
+
+    def decode(self, frame: bytes, recv_ns: int = 0, conn: int = 0) -> object:
+        return self.decoder.decode(frame, recv_ns, conn)
+
+
+def ws_frame(payload: bytes, opcode: int = OP_TEXT, fin: bool = True) -> bytes:
+    """A server-to-client WebSocket frame (unmasked, RFC 6455 5.2), built here."""
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | opcode
+    if n < 126:
+        return bytes((b0, n)) + payload
+    if n < 1 << 16:
+        return bytes((b0, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((b0, 127)) + n.to_bytes(8, "big") + payload
+
+
+def wire(messages: Sequence[bytes]) -> bytes:
+    """The bytes a server sends for ``messages``: every 50th split into three fragments
+    with a ping between them, every 7th sent as a binary message."""
+    parts: list[bytes] = []
+    for i, m in enumerate(messages):
+        opcode = OP_BINARY if i % 7 == 6 else OP_TEXT
+        if i % 50 == 49 and len(m) >= 3:
+            a, b = len(m) // 3, 2 * len(m) // 3
+            parts += [ws_frame(m[:a], opcode, False), ws_frame(b"hb", OP_PING),
+                      ws_frame(m[a:b], OP_CONT, False), ws_frame(m[b:], OP_CONT)]
+        else:
+            parts.append(ws_frame(m, opcode))
+    return b"".join(parts)
+
+
+READ_SIZES = (5, 1500, 16384, 64, 65536, 3, 4096)  # socket reads end anywhere in a frame
+
+
+class ReceivePath:
+    """The engine's receive path: wire bytes → ``FrameReader`` → ``Receiver.receive``
+    (``decode_batch`` → ``IdGate`` → ``Bus``) → a consumer on the bus.
+
+    A read's frames share one ``recv_ns``: that of the last frame the read completes. The
+    recordings are gap- and duplicate-free (INDEX.md), so the gate must pass every event
+    and report nothing; one ``run`` is one gate, i.e. one connection's life.
+    """
+
+    name = "receive"
+
+    def __init__(self, decoder: FrameDecoder) -> None:
+        self.decoder = decoder
+        self.stats = decoder.stats
+        self.bus = Bus()
+        self.delivered: list[Any] = []
+        self.ledger: list[LedgerEntry] = []
+        self.bus.subscribe(self.delivered.append, name="collector", mode="inline")
+        self.bus.subscribe(self.ledger.append, kinds=[LedgerEntry], name="ledger",
+                           mode="inline")
+
+    def run(self, frames: Sequence[tuple[int, bytes]], conn: int) -> Run:
+        rx = Receiver(self.decoder, IdGate(), self.bus)
+        reader = FrameReader()
+        data = wire([frame for _, frame in frames])
+        start, ledger_start = len(self.delivered), len(self.ledger)
+        stamps: list[int] = []
+        special: list[Any] = []
+        reported = 0
+        pos = 0
+        for size in itertools.cycle(READ_SIZES):
+            if pos >= len(data):
+                break
+            messages = reader.receive(data[pos:pos + size])
+            pos += size
+            reader.control.clear()
+            if messages:
+                ns = frames[len(stamps) + len(messages) - 1][0]
+                stamps += [ns] * len(messages)
+                reported += rx.receive(messages, ns, conn, special)
+        assert reader.error is None and len(stamps) == len(frames), reader.error
+        assert (rx.errors, rx.error_kinds) == (0, {})
+        events = self.delivered[start:]
+        assert self.ledger[ledger_start:] == [] and rx.gate.duplicates == 0, "gate interfered"
+        shutdowns = [e for e in events if type(e) is ServerShutdown]
+        assert [e for e in special if type(e) is ServerShutdown] == shutdowns
+        assert reported == len(events) - len(shutdowns), "receive() miscounted its events"
+        return Run(events, stamps, [e for e in special if type(e) is ControlReply])
+
+    def decode(self, frame: bytes, recv_ns: int = 0, conn: int = 0) -> object:
+        run = self.run([(recv_ns, frame)], conn)
+        items = [*run.events, *run.replies]
+        if not items:
+            return None
+        return items if len(items) > 1 or _is_array_frame(frame) else items[0]
+
+
+def _is_array_frame(frame: bytes) -> bool:
+    try:
+        obj = json.loads(frame)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and isinstance(obj.get("data"), list)
+
+
+# Every path the checks run on, each built fresh per test. A native (compiled) decoder
+# with FrameDecoder's interface (decode, decode_batch, stats) is a third entry, e.g.
+#     "receive-native": lambda: ReceivePath(NativeFrameDecoder()),
+PATHS: dict[str, Callable[[], FramePath]] = {
+    "decode": lambda: DecodePath(FrameDecoder()),
+    "receive": lambda: ReceivePath(FrameDecoder()),
+}
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request: pytest.FixtureRequest) -> FramePath:
+    return PATHS[request.param]()
+
+
 # --- reading the recordings ------------------------------------------------------------------
 
 
@@ -313,11 +485,11 @@ def _mismatch(scan: Scan, where: str, diffs: list[str]) -> None:
         scan.mismatch_examples.append(f"{where}: {diffs}")
 
 
-def run_scan(records) -> Scan:
-    dec = FrameDecoder()
+def run_scan(records, path: FramePath) -> Scan:
     scan = Scan()
     prev_u: dict[str, int] = {}
     prev_id: dict[tuple[str, str], int] = {}
+    ws: list[Rec] = []
     for rec in records:
         scan.lines[rec.kind] += 1
         where = f"line {rec.lineno}"
@@ -330,56 +502,64 @@ def run_scan(records) -> Scan:
                 scan.problems.append(f"{where}: snapshot locals {snap.symbol} {snap.limit}")
             scan.snapshots[rec.symbol] = (snap.last_update_id, len(snap.bids), len(snap.asks),
                                           snap.limit, rec.lineno)
-            continue
-        if rec.kind != "ws":
-            continue
+        elif rec.kind == "ws":
+            ws.append(rec)
+    run = path.run([(rec.recv_ns, rec.body) for rec in ws], CONN)
+    # what the frames must give, from json.loads alone: (frame index, stream, JSON object)
+    expected: list[tuple[int, str, dict]] = []
+    for i, rec in enumerate(ws):
         envelope = json.loads(rec.body)
-        stream, data = envelope["stream"], envelope["data"]
-        want_type, is_array = implied(stream)
-        ev = dec.decode(rec.body, rec.recv_ns, CONN)
-        items = ev if is_array and type(ev) is list else [ev]
-        datas = data if is_array else [data]
-        for item, d in zip(items, datas, strict=True):
-            if type(item) is not want_type:
-                scan.problems.append(f"{where}: {stream} gave {type(item).__name__}")
-                continue
-            if item.recv_ns != rec.recv_ns or item.conn != CONN:
-                scan.problems.append(f"{where}: recv_ns/conn {item.recv_ns}/{item.conn}")
-            diffs = field_diffs(item, d)
-            if diffs:
-                _mismatch(scan, f"{where} {stream}", diffs)
-            name = want_type.__name__
-            symbol = stream.split("@")[0].upper()
-            scan.events[name] += 1
-            scan.by_symbol[name, symbol] += 1
-            if want_type is DepthUpdate:
-                p = prev_u.get(symbol)
-                if p is not None and item.first_update_id != p + 1:
-                    scan.depth_gaps.append(f"{where}: U={item.first_update_id} prev u={p}")
-                prev_u[symbol] = item.final_update_id
-                _span(scan, "depth", symbol, item.first_update_id, item.final_update_id)
-            elif want_type in (Trade, AggTrade):
-                tid = item.trade_id if want_type is Trade else item.agg_id
-                p = prev_id.get((name, symbol))
-                if p is not None and tid != p + 1:
-                    scan.id_gaps.append(f"{where}: {name} id {tid} after {p}")
-                prev_id[name, symbol] = tid
-                _span(scan, name, symbol, tid, tid)
-            elif want_type is Kline:
-                scan.closed_klines += item.bar.closed
-            elif want_type is PartialDepth and item.symbol != symbol:
-                scan.problems.append(f"{where}: partial depth symbol {item.symbol!r}")
-    scan.bad_frames = dec.stats.bad_frames
-    scan.unknown_streams = dec.stats.unknown_streams
-    scan.decoder_frames = dec.stats.frames
+        _, is_array = implied(envelope["stream"])
+        expected += [(i, envelope["stream"], d)
+                     for d in (envelope["data"] if is_array else [envelope["data"]])]
+    if len(run.events) != len(expected):
+        scan.problems.append(f"{path.name}: {len(run.events)} events from "
+                             f"{len(expected)} JSON objects")
+    for (i, stream, d), item in zip(expected, run.events, strict=False):
+        rec = ws[i]
+        where = f"line {rec.lineno}"
+        want_type, _ = implied(stream)
+        if type(item) is not want_type:
+            scan.problems.append(f"{where}: {stream} gave {type(item).__name__}")
+            continue
+        if item.recv_ns != run.stamps[i] or item.conn != CONN:
+            scan.problems.append(f"{where}: recv_ns/conn {item.recv_ns}/{item.conn}")
+        diffs = field_diffs(item, d)
+        if diffs:
+            _mismatch(scan, f"{where} {stream}", diffs)
+        name = want_type.__name__
+        symbol = stream.split("@")[0].upper()
+        scan.events[name] += 1
+        scan.by_symbol[name, symbol] += 1
+        if want_type is DepthUpdate:
+            p = prev_u.get(symbol)
+            if p is not None and item.first_update_id != p + 1:
+                scan.depth_gaps.append(f"{where}: U={item.first_update_id} prev u={p}")
+            prev_u[symbol] = item.final_update_id
+            _span(scan, "depth", symbol, item.first_update_id, item.final_update_id)
+        elif want_type in (Trade, AggTrade):
+            tid = item.trade_id if want_type is Trade else item.agg_id
+            p = prev_id.get((name, symbol))
+            if p is not None and tid != p + 1:
+                scan.id_gaps.append(f"{where}: {name} id {tid} after {p}")
+            prev_id[name, symbol] = tid
+            _span(scan, name, symbol, tid, tid)
+        elif want_type is Kline:
+            scan.closed_klines += item.bar.closed
+        elif want_type is PartialDepth and item.symbol != symbol:
+            scan.problems.append(f"{where}: partial depth symbol {item.symbol!r}")
+    scan.bad_frames = path.stats.bad_frames
+    scan.unknown_streams = path.stats.unknown_streams
+    scan.decoder_frames = path.stats.frames
     return scan
 
 
 @cache
-def scan_file(rel: str) -> Scan:
-    path = REALDATA / rel
+def scan_file(rel: str, path_name: str) -> Scan:
+    """One recording through one path (cached: several tests read the same scan)."""
+    file = REALDATA / rel
     reader = hft_records if rel.startswith("hftbacktest/") else cryptofeed_records
-    return run_scan(reader(path))
+    return run_scan(reader(file), PATHS[path_name]())
 
 
 # --- what INDEX.md says about each recording ------------------------------------------------
@@ -505,9 +685,9 @@ def test_spec_covers_every_model_field() -> None:
 
 
 @pytest.mark.parametrize("rel", list(HFT_FILES))
-def test_hftbacktest_every_frame_decodes_with_exact_fields(rel: str) -> None:
+def test_hftbacktest_every_frame_decodes_with_exact_fields(rel: str, path: FramePath) -> None:
     want = HFT_FILES[rel]
-    scan = scan_file(rel)
+    scan = scan_file(rel, path.name)
     assert scan.lines["other"] == 0
     assert sum(scan.lines.values()) == want["lines"]
     assert (scan.bad_frames, scan.unknown_streams) == (0, 0)
@@ -523,8 +703,8 @@ def test_hftbacktest_every_frame_decodes_with_exact_fields(rel: str) -> None:
 
 
 @pytest.mark.parametrize("rel", list(HFT_FILES))
-def test_hftbacktest_depth_and_trade_ids_are_contiguous(rel: str) -> None:
-    scan = scan_file(rel)
+def test_hftbacktest_depth_and_trade_ids_are_contiguous(rel: str, path: FramePath) -> None:
+    scan = scan_file(rel, path.name)
     assert scan.depth_gaps == []
     assert scan.id_gaps == []
     symbol = rel.split("/")[1].split("_")[0].upper()
@@ -536,9 +716,9 @@ def test_hftbacktest_depth_and_trade_ids_are_contiguous(rel: str) -> None:
 
 
 @pytest.mark.parametrize("symbol", ["btcusdt", "ethusdt"])
-def test_hftbacktest_ids_continue_across_midnight(symbol: str) -> None:
-    day1 = scan_file(f"hftbacktest/{symbol}_20240808.gz").first_last
-    day2 = scan_file(f"hftbacktest/{symbol}_20240809.gz").first_last
+def test_hftbacktest_ids_continue_across_midnight(symbol: str, path: FramePath) -> None:
+    day1 = scan_file(f"hftbacktest/{symbol}_20240808.gz", path.name).first_last
+    day2 = scan_file(f"hftbacktest/{symbol}_20240809.gz", path.name).first_last
     sym = symbol.upper()
     assert day2["depth", sym][0] == day1["depth", sym][1] + 1
     assert day2["Trade", sym][0] == day1["Trade", sym][1] + 1
@@ -548,9 +728,9 @@ def test_hftbacktest_ids_continue_across_midnight(symbol: str) -> None:
 
 
 @pytest.mark.parametrize("rel", list(CRYPTOFEED_FILES))
-def test_cryptofeed_every_frame_decodes_with_exact_fields(rel: str) -> None:
+def test_cryptofeed_every_frame_decodes_with_exact_fields(rel: str, path: FramePath) -> None:
     want = CRYPTOFEED_FILES[rel]
-    scan = scan_file(rel)
+    scan = scan_file(rel, path.name)
     assert scan.lines["other"] == 0
     assert scan.lines["exchangeInfo"] == want.get("exchange_info", 0)
     assert (scan.bad_frames, scan.unknown_streams) == (0, 0)
@@ -569,8 +749,8 @@ def test_cryptofeed_every_frame_decodes_with_exact_fields(rel: str) -> None:
 
 
 @pytest.mark.parametrize("rel", [r for r in CRYPTOFEED_FILES if CRYPTOFEED_FILES[r]["events"]])
-def test_cryptofeed_depth_and_agg_trade_ids_are_contiguous(rel: str) -> None:
-    scan = scan_file(rel)
+def test_cryptofeed_depth_and_agg_trade_ids_are_contiguous(rel: str, path: FramePath) -> None:
+    scan = scan_file(rel, path.name)
     assert scan.depth_gaps == []
     assert scan.id_gaps == []
 
@@ -587,8 +767,8 @@ def _hft_line(n: int) -> tuple[int, bytes]:
     return int(ns), body
 
 
-def test_first_frames_of_btcusdt_20240808() -> None:
-    dec = FrameDecoder()
+def test_first_frames_of_btcusdt_20240808(path: FramePath) -> None:
+    dec = path
     ns, body = _hft_line(1)
     ev = dec.decode(body, ns, 3)
     assert type(ev) is DepthUpdate
@@ -640,9 +820,9 @@ def _cryptofeed_frame(rel: str, needle: bytes) -> bytes:
     return line.partition(b": ")[2]
 
 
-def test_cryptofeed_2021_agg_trade_and_closed_kline() -> None:
+def test_cryptofeed_2021_agg_trade_and_closed_kline(path: FramePath) -> None:
     rel = "cryptofeed/rev-29970208/BINANCE-ee25be.0"
-    dec = FrameDecoder()
+    dec = path
     body = _cryptofeed_frame(rel, b'"stream":"btcusdt@aggTrade"')
     ev = dec.decode(body)
     assert type(ev) is AggTrade
@@ -666,8 +846,8 @@ def test_cryptofeed_2021_agg_trade_and_closed_kline() -> None:
     assert ev.event_time > bar.close_time
 
 
-def test_trade_frames_that_still_carry_buyer_and_seller_order_ids() -> None:
-    dec = FrameDecoder()
+def test_trade_frames_that_still_carry_buyer_and_seller_order_ids(path: FramePath) -> None:
+    dec = path
     body = (NAUTILUS / "ws_spot_trade.json").read_bytes()  # pretty-printed: the slow path
     ev = dec.decode(body)
     assert type(ev) is Trade
@@ -697,9 +877,9 @@ def _cmp_raws() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_partial_depth20_takes_its_symbol_from_the_stream_name() -> None:
+def test_partial_depth20_takes_its_symbol_from_the_stream_name(path: FramePath) -> None:
     raw = next(r["raw"] for r in _cmp_raws() if r["test_module"] == "l2_topk")
-    ev = FrameDecoder().decode(raw.encode(), 5, 1)
+    ev = path.decode(raw.encode(), 5, 1)
     assert type(ev) is PartialDepth
     assert_fields(ev, json.loads(raw)["data"])
     assert (ev.symbol, ev.last_update_id, ev.recv_ns, ev.conn) == ("ETHUSDT", 17044571457, 5, 1)
@@ -707,9 +887,9 @@ def test_partial_depth20_takes_its_symbol_from_the_stream_name() -> None:
     assert ev.asks == [(1782.01, 15.4608), (1782.02, 0.0078)]
 
 
-def test_suspect_book_ticker_with_event_and_transaction_time() -> None:
+def test_suspect_book_ticker_with_event_and_transaction_time(path: FramePath) -> None:
     body = (NAUTILUS / "ws_spot_ticker_book.json").read_bytes()
-    ev = FrameDecoder().decode(body)
+    ev = path.decode(body)
     assert type(ev) is BookTicker
     assert_fields(ev, json.loads(body)["data"])
     assert (ev.update_id, ev.symbol) == (12711621188, "ETHUSDT")
@@ -718,10 +898,10 @@ def test_suspect_book_ticker_with_event_and_transaction_time() -> None:
     assert (ev.event_time, ev.transaction_time) == (1646199228123, 1646199228121)
 
 
-def test_agg_trade_with_extra_st_field_is_decoded_and_st_ignored() -> None:
+def test_agg_trade_with_extra_st_field_is_decoded_and_st_ignored(path: FramePath) -> None:
     body = (NAUTILUS / "ws_spot_agg_trade.json").read_bytes()
     assert json.loads(body)["data"]["st"] == 1
-    ev = FrameDecoder().decode(body)
+    ev = path.decode(body)
     assert type(ev) is AggTrade
     assert_fields(ev, json.loads(body)["data"])
     assert (ev.agg_id, ev.first_trade_id, ev.last_trade_id) == (226532, 228423, 228423)
@@ -729,8 +909,8 @@ def test_agg_trade_with_extra_st_field_is_decoded_and_st_ignored() -> None:
     assert (ev.event_time, ev.trade_time) == (1675759520848, 1675759520847)
 
 
-def test_nautilus_raw_24hr_ticker_payload_and_rest_depth() -> None:
-    dec = FrameDecoder()
+def test_nautilus_raw_24hr_ticker_payload_and_rest_depth(path: FramePath) -> None:
+    dec = path
     body = (NAUTILUS / "ws_spot_ticker_24hr.json").read_bytes()
     ev = dec.decode(body)
     assert type(ev) is Ticker
@@ -747,7 +927,7 @@ def test_nautilus_raw_24hr_ticker_payload_and_rest_depth() -> None:
 # --- small sources: every frame --------------------------------------------------------------
 
 
-def _check_frames(dec: FrameDecoder, frames: list[bytes]) -> None:
+def _check_frames(dec: FramePath, frames: list[bytes]) -> None:
     for frame in frames:
         env = json.loads(frame)
         want_type, is_array = implied(env["stream"])
@@ -759,8 +939,8 @@ def _check_frames(dec: FrameDecoder, frames: list[bytes]) -> None:
             assert (item.recv_ns, item.conn) == (11, 2)
 
 
-def test_crypto_msg_parser_every_frame() -> None:
-    dec = FrameDecoder()
+def test_crypto_msg_parser_every_frame(path: FramePath) -> None:
+    dec = path
     raws = [r["raw"].encode() for r in _cmp_raws()]
     ws = [r for r in raws if r.startswith(b'{"stream":')]
     rest = [r for r in raws if r.startswith(b'{"lastUpdateId":')]
@@ -772,10 +952,10 @@ def test_crypto_msg_parser_every_frame() -> None:
     assert snap.last_update_id == 33933317943
 
 
-def test_all_market_book_ticker_frame() -> None:
+def test_all_market_book_ticker_frame(path: FramePath) -> None:
     """``!bookTicker`` (all-market, removed in 2022) carried ordinary bookTicker payloads."""
     raw = next(r["raw"] for r in _cmp_raws() if r["test_module"] == "bbo")
-    dec = FrameDecoder()
+    dec = path
     ev = dec.decode(raw.encode())
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 0)
     assert type(ev) is BookTicker
@@ -784,13 +964,13 @@ def test_all_market_book_ticker_frame() -> None:
                                                                      29010.9, 29010.91)
 
 
-def test_tardis_every_binance_frame_and_generated_snapshots() -> None:
+def test_tardis_every_binance_frame_and_generated_snapshots(path: FramePath) -> None:
     msgs = json.loads((REALDATA / "tardis-node/mappers.test.ts.binance_messages.json").read_bytes())
     binance = [m for m in msgs if not m.get("generated")]
     generated = [m for m in msgs if m.get("generated")]
     assert (len(binance), len(generated)) == (8, 2)
     for encode in (msgspec.json.encode, lambda m: json.dumps(m).encode()):  # fast and slow path
-        dec = FrameDecoder()
+        dec = PATHS[path.name]()  # a fresh one per encoding: the counts below are its own
         _check_frames(dec, [encode(m) for m in binance])
         assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 0)
         # "<symbol>@depthSnapshot" is tardis's own REST-built message, not a Binance stream.
@@ -846,9 +1026,10 @@ def test_every_fixture_key_is_classified() -> None:
 
 
 @pytest.mark.parametrize("key", list(FIXTURE_STREAMS))
-def test_doc_stream_payload_decodes_raw_combined_and_reordered(key: str) -> None:
+def test_doc_stream_payload_decodes_raw_combined_and_reordered(key: str,
+                                                              path: FramePath) -> None:
     payload = fixtures()[key]
-    dec = FrameDecoder()
+    dec = path
     raw = msgspec.json.encode(payload)
     for stream in FIXTURE_STREAMS[key]:
         want_type, _ = implied(stream)
@@ -868,14 +1049,14 @@ def test_doc_stream_payload_decodes_raw_combined_and_reordered(key: str) -> None
         ev = dec.decode(raw, 9, 4)  # raw (/ws/<stream>) form: type from e / lastUpdateId / u
         assert type(ev) is want_type, (raw, ev, dec.stats.last_error)
         assert_fields(ev, payload)
-        ev = dec.decode_payload(raw, want_type, 9, 4)
+        ev = FrameDecoder().decode_payload(raw, want_type, 9, 4)  # a REST body: no stream
         assert type(ev) is want_type
         assert_fields(ev, payload)
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 0)
 
 
-def test_doc_reference_price_null_and_server_shutdown_combined() -> None:
-    dec = FrameDecoder()
+def test_doc_reference_price_null_and_server_shutdown_combined(path: FramePath) -> None:
+    dec = path
     ev = dec.decode(msgspec.json.encode(fixtures()["serverShutdown (combined)"]))
     assert type(ev) is ServerShutdown and ev.event_time == 1770123456789
     ev = dec.decode(msgspec.json.encode(fixtures()["serverShutdown (raw)"]))
@@ -886,9 +1067,9 @@ def test_doc_reference_price_null_and_server_shutdown_combined() -> None:
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 0)
 
 
-def test_doc_derived_arrays_and_combined_envelope() -> None:
+def test_doc_derived_arrays_and_combined_envelope(path: FramePath) -> None:
     derived = fixtures()["_derived"]
-    dec = FrameDecoder()
+    dec = path
     for key, stream in FIXTURE_ARRAY_PLACEHOLDERS.items():
         assert fixtures()[key] == [{}]  # doc placeholder; the filled-in array is in _derived
         want_type, is_array = implied(stream)
@@ -923,8 +1104,8 @@ def test_doc_rest_depth_via_decode_snapshot() -> None:
         decode_depth(msgspec.json.encode(fixtures()["REST error body (example)"]), "X", 5, 0)
 
 
-def test_doc_control_replies() -> None:
-    dec = FrameDecoder()
+def test_doc_control_replies(path: FramePath) -> None:
+    dec = path
     control = fixtures()["ws control: live subscribe"]
     assert set(control) == {"SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY",
                             "GET_PROPERTY"}
@@ -944,12 +1125,12 @@ def test_doc_control_replies() -> None:
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 0)
 
 
-def test_doc_error_table_as_wrapped_error_replies() -> None:
+def test_doc_error_table_as_wrapped_error_replies(path: FramePath) -> None:
     """The docs show only ``{code,msg}``; on the wire it is ``{"error":{...},"id":...}``."""
     table = fixtures()["ws control: error table (as documented; %s = placeholder)"]
     entries = [e["json"] for e in table if e["json"] is not None]
     assert len(entries) == len(table) - 1 == 8
-    dec = FrameDecoder()
+    dec = path
     for i, err in enumerate(entries):
         for rid in (i + 100, None):
             reply = dec.decode(msgspec.json.encode({"error": err, "id": rid}))
@@ -974,16 +1155,16 @@ def test_doc_error_table_as_wrapped_error_replies() -> None:
 TRADE_FRAME = _hft_line(4)[1]  # btcusdt@trade, 2024: no b/a
 
 
-def _counted(dec: FrameDecoder) -> int:
+def _counted(dec: FramePath) -> int:
     return dec.stats.bad_frames + dec.stats.unknown_streams
 
 
-def test_every_truncation_of_real_frames_is_none_and_counted() -> None:
+def test_every_truncation_of_real_frames_is_none_and_counted(path: FramePath) -> None:
     frames = [_hft_line(n)[1] for n in (1, 3, 4)]
     frames.append(_cryptofeed_frame("cryptofeed/rev-29970208/BINANCE-ee25be.0", b'"x":true'))
     frames.append((NAUTILUS / "ws_spot_ticker_24hr.json").read_bytes().strip())  # raw payload
     frames.append(b'{"result":null,"id":1}')
-    dec = FrameDecoder()
+    dec = path
     n = 0
     for frame in frames:
         for cut in range(len(frame)):
@@ -991,7 +1172,7 @@ def test_every_truncation_of_real_frames_is_none_and_counted() -> None:
             n += 1
             assert _counted(dec) == n, frame[:cut]
     # Truncated after the stream name: the route is known, so these are bad frames.
-    dec = FrameDecoder()
+    dec = PATHS[path.name]()
     start = len(b'{"stream":"btcusdt@trade"')
     for cut in range(start, len(TRADE_FRAME)):
         assert dec.decode(TRADE_FRAME[:cut]) is None
@@ -1000,14 +1181,14 @@ def test_every_truncation_of_real_frames_is_none_and_counted() -> None:
     assert type(dec.decode(TRADE_FRAME)) is Trade
 
 
-def test_truncated_inside_stream_name_is_a_bad_frame_not_an_unknown_stream() -> None:
+def test_truncated_inside_stream_name_is_a_bad_frame_not_an_unknown_stream(path: FramePath) -> None:
     """A frame cut before the stream name's closing quote is malformed, not a new stream.
 
     ``decode`` slices ``frame[11:find('"')]``; with no closing quote ``find`` is -1, so the key
     is the name minus its last byte, a bogus route is registered and the frame is counted in
     ``unknown_streams`` instead of ``bad_frames``.
     """
-    dec = FrameDecoder()
+    dec = path
     for frame in (b'{"stream":"', b'{"stream":"btcusdt@tr', b'{"stream":"btcusdt@trade'):
         assert dec.decode(frame) is None
     counts = (dec.stats.bad_frames, dec.stats.unknown_streams)
@@ -1033,8 +1214,8 @@ def test_truncated_inside_stream_name_is_a_bad_frame_not_an_unknown_stream() -> 
     TRADE_FRAME[len(b'{"stream":"btcusdt@trade","data":'):-1].replace(b'"p":"61837.63000000"',
                                                                     b'"p":"abc"'),
 ])
-def test_bad_frames_are_none_and_counted(frame: bytes) -> None:
-    dec = FrameDecoder()
+def test_bad_frames_are_none_and_counted(frame: bytes, path: FramePath) -> None:
+    dec = path
     assert dec.decode(frame) is None
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (1, 0)
     assert dec.stats.frames == 1 and dec.stats.last_error
@@ -1049,15 +1230,15 @@ def test_bad_frames_are_none_and_counted(frame: bytes) -> None:
     b'{"e":"someNewEvent","E":1}',
     b'{"foo":1}',
 ])
-def test_unknown_streams_are_none_and_counted(frame: bytes) -> None:
-    dec = FrameDecoder()
+def test_unknown_streams_are_none_and_counted(frame: bytes, path: FramePath) -> None:
+    dec = path
     assert dec.decode(frame) is None
     assert dec.decode(frame) is None
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 2)
 
 
-def test_unknown_extra_fields_are_ignored() -> None:
-    dec = FrameDecoder()
+def test_unknown_extra_fields_are_ignored(path: FramePath) -> None:
+    dec = path
     base = dec.decode(TRADE_FRAME, 1, 1)
     extra = b'"zz":{"nested":[1,2,{"a":null}]},"st":1,"X":"ignored",'
     variants = [
@@ -1078,8 +1259,8 @@ def test_unknown_extra_fields_are_ignored() -> None:
     assert (dec.stats.bad_frames, dec.stats.unknown_streams) == (0, 0)
 
 
-def test_bad_frame_does_not_poison_the_route() -> None:
-    dec = FrameDecoder()
+def test_bad_frame_does_not_poison_the_route(path: FramePath) -> None:
+    dec = path
     assert dec.decode(TRADE_FRAME.replace(b'"p":"61837.63000000"', b'"p":"abc"')) is None
     ev = dec.decode(TRADE_FRAME, 5)
     assert type(ev) is Trade and ev.price == 61837.63 and ev.recv_ns == 5
