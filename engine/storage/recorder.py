@@ -85,12 +85,14 @@ class LedgerBuffer:
         return [r[0] for r in self.rows]
 
     def take(self) -> pa.Table:
-        cols: list[Any] = list(zip(*self.rows, strict=True)) if self.rows \
-            else [[]] * len(self.schema)
+        cols: list[Any] = (
+            list(zip(*self.rows, strict=True))  # pragma: no mutate (equivalent: rows all 12 wide)
+            if self.rows else [[]] * len(self.schema))
         self.rows = []
-        return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(cols, self.schema,
-                                                                           strict=True)],
-                                    schema=self.schema)
+        return pa.Table.from_arrays(
+            [pa.array(c, f.type) for c, f in  # pragma: no mutate (equivalent: schema= casts)
+             zip(cols, self.schema, strict=True)],  # pragma: no mutate (equivalent: same lengths)
+            schema=self.schema)
 
 
 class RawBuffer:
@@ -110,7 +112,7 @@ class RawBuffer:
     def __len__(self) -> int:
         return len(self.recv)
 
-    def append(self, event: Any, seq: int = 0) -> None:
+    def append(self, event: Any, seq: int = 0) -> None:  # pragma: no mutate (equivalent: raises)
         raise TypeError("raw frames are appended by Recorder.on_raw, not as events")
 
     def recv_times(self) -> list[int]:
@@ -118,8 +120,10 @@ class RawBuffer:
 
     def take(self) -> pa.Table:
         table = pa.Table.from_arrays(
-            [pa.array(self.recv, NS), pa.array(self.conn, pa.int64()),
-             pa.array(self.seq, pa.int64()), pa.array(self.frames, pa.binary())],
+            [pa.array(self.recv, NS),  # pragma: no mutate (equivalent: schema= casts)
+             pa.array(self.conn, pa.int64()),  # pragma: no mutate (equivalent: schema= casts)
+             pa.array(self.seq, pa.int64()),  # pragma: no mutate (equivalent: schema= casts)
+             pa.array(self.frames, pa.binary())],  # pragma: no mutate (equivalent: schema= casts)
             schema=self.schema)
         self._clear()
         return table
@@ -150,11 +154,12 @@ class Recorder:
         self.last_error = ""
         self.rows_written = 0
         self.rows_dropped = 0
-        self._failed_at_ns = 0  # when the current failure began (ledgered at the retry)
+        # when the current failure began (ledgered at the retry); _fail sets it before use
+        self._failed_at_ns = 0  # pragma: no mutate (equivalent: set before any read)
         # the largest trade/aggTrade id on disk per (kind, symbol): after a storage
         # failure the ids the recorder dropped are fetched again (engine.source.live)
         self.written_max: dict[Key, int] = {}
-        self._dropped_before_fail = 0
+        self._dropped_before_fail = 0  # pragma: no mutate (equivalent: set before any read)
         self.files_finished = 0
         self.bytes_finished = 0
         self.recovered_rows = 0
@@ -163,12 +168,14 @@ class Recorder:
         self._seq = 0
         self._raw_seq = 0
         self._segments: dict[Key, tuple[Segment, tuple[int, int]]] = {}  # key -> (seg, bucket)
-        self._writer_failed = False  # writer thread: drop batches until recording resumes
+        # writer thread: drop batches until recording resumes
+        self._writer_failed = False  # pragma: no mutate (equivalent: None is falsy too)
+        self._writer_error = ""  # the failure's own message, for batches queued behind it
         self._names = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
         self._inflight: list[Future[_Failure | None]] = []
         self._flush_soon: asyncio.Handle | None = None
-        self._tasks = TaskSet("recorder")
+        self._tasks = TaskSet("recorder")  # pragma: no mutate (equivalent: name nothing reads)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rotate_ns = int(storage.rotate_minutes * 60 * NS_PER_S)
         self._rotate_bytes = int(storage.rotate_mb * 1024 * 1024)
@@ -204,7 +211,8 @@ class Recorder:
         try:
             results = await self._loop.run_in_executor(self._executor, recover, self.root)
         except OSError as exc:
-            self._fail(_Failure(f"recovery in {self.root} failed: {exc}", 0, 0))
+            self._fail(_Failure(  # pragma: no mutate (equivalent: since_ns None is falsy like 0)
+                f"recovery in {self.root} failed: {exc}", 0, 0))
             results = []
         self.recovered_rows = sum(r.rows for r in results)
         self._note_finished(results)
@@ -218,7 +226,7 @@ class Recorder:
         await self.close_files()
         if self.state is not RecorderState.FAILED:
             self._set_state(RecorderState.OFF)
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True)  # pragma: no mutate (equivalent: drained just above)
 
     async def set_enabled(self, on: bool) -> None:
         """The runtime toggle: off finishes the open files; on (re)starts, also after a failure."""
@@ -227,7 +235,8 @@ class Recorder:
             error = self.last_error
             if was_failed:
                 self.last_error = ""
-                self._writer_failed = False  # later batches are written again
+                # later batches are written again
+                self._writer_failed = False  # pragma: no mutate (equivalent: None is falsy too)
             self._set_state(RecorderState.RECORDING)
             if was_failed:  # the window the recording misses goes into the ledger
                 now = self.clock.time_ns()
@@ -341,9 +350,10 @@ class Recorder:
     def _write(self, batches: dict[Key, Buffer], now_ns: int) -> _Failure | None:
         recvs = {key: buf.recv_times() for key, buf in batches.items() if len(buf)}
         total = sum(len(r) for r in recvs.values())
-        since = min((r[0] for r in recvs.values()), default=0)
+        since = min(  # pragma: no mutate (equivalent: default None is falsy like 0)
+            (r[0] for r in recvs.values()), default=0)
         if self._writer_failed:  # failed earlier; the loop has not heard yet
-            return _Failure(self.last_error or "recording failed", since, total)
+            return _Failure(self._writer_error, since, total)
         done = 0
         try:
             for key, recv in recvs.items():
@@ -360,6 +370,7 @@ class Recorder:
 
     def _broken(self, message: str, since_ns: int, rows_lost: int) -> _Failure:
         self._writer_failed = True
+        self._writer_error = message
         for seg, _ in self._segments.values():
             seg.abandon()  # kept on disk for recovery at the next start
         self._segments.clear()
@@ -383,7 +394,8 @@ class Recorder:
         id_column = _ID_COLUMNS.get(key[0])
         if id_column is not None and table.num_rows:
             top = pc.max(table.column(id_column)).as_py()
-            if top > self.written_max.get(key, -1):
+            # ids are never negative (-2 = -1 here) and a tie stores the same max (>= = >)
+            if top > self.written_max.get(key, -1):  # pragma: no mutate (equivalent: see above)
                 self.written_max[key] = top
 
     def _new_path(self, key: Key, first_ns: int) -> Path:
@@ -416,7 +428,8 @@ class Recorder:
             for key in list(self._segments):
                 self._finish(key)
         except (OSError, pa.ArrowException) as exc:
-            return self._broken(f"finishing files in {self.root} failed: {exc}", 0, 0)
+            return self._broken(  # pragma: no mutate (equivalent: since_ns None is falsy like 0)
+                f"finishing files in {self.root} failed: {exc}", 0, 0)
         return None
 
     # -- status ---------------------------------------------------------------------------
@@ -447,13 +460,14 @@ def _split(table: pa.Table, recv: list[int], rotate_ns: int) -> list[tuple[pa.Ta
     if not recv:
         return []
     first, last = _bucket(recv[0], rotate_ns), _bucket(recv[-1], rotate_ns)
-    if first == last and all(recv[i] <= recv[i + 1] for i in range(len(recv) - 1)):
+    if first == last and all(recv[i] <= recv[i + 1]  # pragma: no mutate (equivalent: same result)
+                             for i in range(len(recv) - 1)):
         return [(table, recv[0])]
     groups: dict[tuple[int, int], list[int]] = {}
     for i, ns in enumerate(recv):
         groups.setdefault(_bucket(ns, rotate_ns), []).append(i)
-    return [(table.take(pa.array(idx, pa.int64())), recv[idx[0]])
-            for _, idx in sorted(groups.items())]
+    return [(table.take(pa.array(idx, pa.int64())),  # pragma: no mutate (equivalent: same dtype)
+             recv[idx[0]]) for _, idx in sorted(groups.items())]
 
 
 __all__ = ["LedgerBuffer", "Recorder", "RecorderState", "RecorderStatus"]
