@@ -170,7 +170,8 @@ class Recorder:
         self._segments: dict[Key, tuple[Segment, tuple[int, int]]] = {}  # key -> (seg, bucket)
         # writer thread: drop batches until recording resumes
         self._writer_failed = False  # pragma: no mutate (equivalent: None is falsy too)
-        self._writer_error = ""  # the failure's own message, for batches queued behind it
+        # the failure's own message, for batches queued behind it
+        self._writer_error = ""  # pragma: no mutate (equivalent: read only after _broken sets it)
         self._names = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
         self._inflight: list[Future[_Failure | None]] = []
