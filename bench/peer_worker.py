@@ -2,11 +2,23 @@
 
 Runs under bench/.venv-peers (not the project venv): it imports nothing from the project.
 The consumer work is the same as the engine rows': count + keep the last event, in the
-library's own message callback. A thread samples the count every 10 ms; the measurement
-(rec: first → last message; max: 1 s warm-up then a fixed window; process CPU time) is
-the same as suite.Meter's.
+library's own message callback. A thread samples the counts every 10 ms; the measurement
+(first event, warm-up, a fixed window, process CPU time) is the same as suite.Meter's.
 
-Usage (from suite.py): peer_worker.py --lib NAME --port P --workload rec|max --seconds S
+Protocol with suite.py (stdin/stdout lines): the worker starts while the previous run is
+still finishing, waits for its exchange's port to accept connections, connects and
+subscribes (the exchange holds the replay until suite.py releases it); after the window it
+prints ``WINDOW``; once the exchange has sent its last frame suite.py sends
+``END <frames> <data frames>`` (what the exchange sent this client, replies included and
+not); the worker waits until it has received them all (or nothing arrives for
+``IDLE_END_S``) and prints ``RESULT <json>``.
+
+Two counts: ``frames``, the market-data frames that reached the library's message entry
+point (where a library drops some before the callback, e.g. cryptofeed's book diffs older
+than its snapshot, ``events`` is lower), and ``events``, what reached the callback (the
+rate). Control replies are not counted in either.
+
+Usage (from suite.py): peer_worker.py --lib NAME [--variant V] --port P --warmup W --seconds S
 """
 
 from __future__ import annotations
@@ -16,59 +28,86 @@ import asyncio
 import json
 import logging
 import os
+import sys
+import tempfile
 import threading
 import time
 from typing import Any
 
 STREAMS = ("btcusdt@trade", "btcusdt@aggTrade", "btcusdt@bookTicker", "btcusdt@depth@100ms")
-IDLE_END_S = 2.0
+IDLE_END_S = 1.5
 POLL_S = 0.01
-TIMEOUT_S = 120.0
+FIRST_BY_S = 60.0  # the replay starts once the previous run is over
+
+
+def wait_port(port: int, timeout: float = 60.0) -> None:
+    """Until the exchange (started beside this worker) accepts connections."""
+    import socket
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class Meter:
     def __init__(self) -> None:
-        self.n = 0
+        self.n = 0  # events at the consumer callback
+        self.frames = 0  # market-data frames at the library's entry point
         self.last: Any = None
         self.note = ""
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Any) -> None:  # the consumer work: count + keep the last
         self.n += 1
         self.last = event
 
-    def measure(self, workload: str, seconds: float) -> dict[str, Any]:
+    def measure(self, warmup: float, seconds: float) -> dict[str, Any]:
         clock, cpu = time.perf_counter, time.process_time
-        deadline = clock() + TIMEOUT_S
-        first_by = clock() + 20.0
-        if workload == "rec":
-            while self.n == 0:
-                if clock() > first_by:
-                    raise RuntimeError("no message reached the callback within 20 s")
-                time.sleep(0.001)
-            n0, t0, c0 = self.n, clock(), cpu()
-            n_last, t_last, c_last = n0, t0, c0
-            while True:
-                time.sleep(POLL_S)
-                now = clock()
-                if self.n != n_last:
-                    n_last, t_last, c_last = self.n, now, cpu()
-                elif now - t_last > IDLE_END_S or now > deadline:
-                    break
-            events, dt, dc = n_last - n0, t_last - t0, c_last - c0
-        else:
-            while self.n == 0:
-                if clock() > first_by:
-                    raise RuntimeError("no message reached the callback within 20 s")
-                time.sleep(0.01)
-            time.sleep(1.0)
-            n0, t0, c0 = self.n, clock(), cpu()
-            time.sleep(seconds)
-            n1, t1, c1 = self.n, clock(), cpu()
-            events, dt, dc = n1 - n0, t1 - t0, c1 - c0
-        return {"events": events, "total": self.n, "seconds": dt,
-                "per_s": events / dt if dt > 0 else 0.0,
+        first_by = clock() + FIRST_BY_S
+        while self.n == 0:
+            if clock() > first_by:
+                raise RuntimeError(f"no message reached the callback within {FIRST_BY_S:.0f} s")
+            time.sleep(0.001)
+        time.sleep(warmup)
+        n0, t0, c0 = self.n, clock(), cpu()
+        time.sleep(seconds)
+        n1, t1, c1 = self.n, clock(), cpu()
+        print("WINDOW", flush=True)
+        events, dt, dc = n1 - n0, t1 - t0, c1 - c0
+        return {"events": events, "seconds": dt, "per_s": events / dt if dt > 0 else 0.0,
                 "cpu_us": dc / max(events, 1) * 1e6, "cpu_share": dc / dt if dt > 0 else 0.0,
                 "note": self.note}
+
+    def drain(self, end: list[int]) -> float:
+        """Wait for every frame the exchange sent (``end``, once suite.py knows it), or
+        until nothing arrived for IDLE_END_S; returns the seconds waited."""
+        clock = time.perf_counter
+        t0 = last_t = clock()
+        last_n = self.frames
+        while True:
+            time.sleep(POLL_S)
+            now = clock()
+            if end and self.frames >= end[1]:
+                return now - t0
+            if self.frames != last_n:
+                last_n, last_t = self.frames, now
+            elif now - last_t > IDLE_END_S:
+                return now - t0
+
+
+def is_reply(msg: Any) -> bool:
+    """A control reply (``{"result":…,"id":…}`` / ``{"error":…}``), as dict or text."""
+    if isinstance(msg, dict):
+        return "id" in msg and ("result" in msg or "error" in msg)
+    if isinstance(msg, bytes):
+        msg = msg[:10].decode(errors="replace")
+    if isinstance(msg, str):
+        return msg.startswith(('{"result"', '{"id"', '{"error"'))
+    return False
 
 
 def in_thread_loop(coro_fn: Any) -> None:
@@ -84,26 +123,52 @@ ERRORS: list[str] = []
 
 
 # ---------------------------------------------------------------------------- peers
+# Each starts its library against the port, counting into the meter. VARIANTS says what
+# we set differently from the library's default in each variant ("default": nothing but
+# the URLs and what an offline start needs).
+
+VARIANTS = {
+    "python-binance": {"queue": "max_queue_size=10^6 (default 100: its read loop stops with "
+                                "BinanceWebsocketQueueOverflow once 100 messages wait)",
+                       "default": "library defaults (max_queue_size=100)"},
+    "cryptofeed": {"default": "library defaults (uvloop on, as it installs it; log file in a "
+                              "temp dir)"},
+    "unicorn-binance-websocket-api": {
+        "dict": "output_default='dict' (each frame parsed to a dict, like the engine's "
+                "decode; default 'raw_data' hands over the text)",
+        "default": "library defaults (output_default='raw_data': the frame's text, not "
+                   "parsed)"},
+    "binance-sdk-spot": {"default": "library defaults"},
+    "ccxt.pro": {"trades": "tradesLimit=10^6 (default 1000: the trade cache keeps 1000)",
+                 "default": "library defaults (tradesLimit=1000)"},
+}
 
 
-def python_binance(m: Meter, port: int) -> None:
+def python_binance(m: Meter, port: int, variant: str) -> None:
     from binance import AsyncClient, BinanceSocketManager
     from binance.base_client import BaseClient
     BaseClient.API_URL = f"http://127.0.0.1:{port}/api"
     BinanceSocketManager.STREAM_URL = f"ws://127.0.0.1:{port}/"
-    m.note = "AsyncClient + BinanceSocketManager.multiplex_socket, max_queue_size=10^6"
+    m.note = "AsyncClient + BinanceSocketManager.multiplex_socket; " + \
+        VARIANTS["python-binance"][variant]
 
     async def main() -> None:
         client = await AsyncClient.create()
-        bsm = BinanceSocketManager(client, max_queue_size=1_000_000)
+        kw = {"max_queue_size": 1_000_000} if variant == "queue" else {}
+        bsm = BinanceSocketManager(client, **kw)
         async with bsm.multiplex_socket(list(STREAMS)) as sock:
             while True:
-                m.on_event(await sock.recv())
+                msg = await sock.recv()
+                if isinstance(msg, dict) and msg.get("e") == "error":
+                    ERRORS.append(f"{msg.get('type')}: {msg.get('m')}")
+                    continue
+                m.frames += 1
+                m.on_event(msg)
 
     in_thread_loop(main)
 
 
-def cryptofeed(m: Meter, port: int) -> None:
+def cryptofeed(m: Meter, port: int, variant: str) -> None:
     import dataclasses
 
     from cryptofeed import FeedHandler
@@ -123,45 +188,66 @@ def cryptofeed(m: Meter, port: int) -> None:
                                    for e in Binance.websocket_endpoints]
     Binance.rest_endpoints = [dataclasses.replace(e, address=f"http://127.0.0.1:{port}")
                               for e in Binance.rest_endpoints]
+    handler = Binance.message_handler
+
+    async def message_handler(self: Any, msg: str, conn: Any, timestamp: float) -> None:
+        if not is_reply(msg):
+            m.frames += 1
+        await handler(self, msg, conn, timestamp)
+
+    Binance.message_handler = message_handler  # type: ignore[method-assign]
     m.note = ("channels TRADES(=aggTrade) TICKER(=bookTicker) L2_BOOK(=depth@100ms, keeps a "
-              "book); no @trade channel")
+              "book); no @trade channel; " + VARIANTS["cryptofeed"][variant])
 
     async def cb(obj: Any, receipt_ts: float) -> None:
         m.on_event(obj)
 
     def run() -> None:
         try:
-            asyncio.set_event_loop(asyncio.new_event_loop())
-            fh = FeedHandler(config={"uvloop": False, "log": {"disabled": True}})
+            log = os.path.join(tempfile.mkdtemp(prefix="bench-cryptofeed-"), "feedhandler.log")
+            # the default config, but for where its log file goes (a dict replaces the
+            # defaults whole, so both keys are given)
+            fh = FeedHandler(config={"uvloop": True, "log": {"filename": log,
+                                                             "level": "WARNING"}})
+            asyncio.set_event_loop(asyncio.new_event_loop())  # of the policy fh installed
             fh.add_feed(Binance(symbols=["BTC-USDT"], channels=[TRADES, TICKER, L2_BOOK],
                                 callbacks={TRADES: cb, TICKER: cb, L2_BOOK: cb}))
+            m.note += f"; event loop {type(asyncio.get_event_loop()).__module__}"
             fh.run(install_signal_handlers=False)
         except Exception as exc:  # noqa: BLE001
             ERRORS.append(f"{type(exc).__name__}: {exc}")
     threading.Thread(target=run, daemon=True).start()
 
 
-def unicorn(m: Meter, port: int) -> None:
+def unicorn(m: Meter, port: int, variant: str) -> None:
     from unicorn_binance_websocket_api import BinanceWebSocketApiManager
+    kw = {"output_default": "dict"} if variant == "dict" else {}
     ubwa = BinanceWebSocketApiManager(exchange="binance.com", warn_on_update=False,
                                       websocket_base_uri=f"ws://127.0.0.1:{port}/",
-                                      restful_base_uri=f"http://127.0.0.1:{port}",
-                                      output_default="dict")
-    m.note = "create_stream(process_asyncio_queue=...), output dict"
+                                      restful_base_uri=f"http://127.0.0.1:{port}", **kw)
+    m.note = ("create_stream(process_asyncio_queue=...), warn_on_update=False (no GitHub "
+              "call offline); " + VARIANTS["unicorn-binance-websocket-api"][variant])
 
     async def consume(stream_id: Any = None) -> None:
         while True:
             data = await ubwa.get_stream_data_from_asyncio_queue(stream_id)
-            m.on_event(data)
+            if not is_reply(data):
+                m.frames += 1
+                m.on_event(data)
             ubwa.asyncio_queue_task_done(stream_id)
 
     ubwa.create_stream(channels=["depth@100ms", "bookTicker", "trade", "aggTrade"],
                        markets=["btcusdt"], process_asyncio_queue=consume)
 
 
-def binance_sdk_spot(m: Meter, port: int) -> None:
+def binance_sdk_spot(m: Meter, port: int, variant: str) -> None:
     from binance_sdk_spot.spot import ConfigurationRestAPI, ConfigurationWebSocketStreams, Spot
-    m.note = "typed stream handles (pydantic model per message); SUBSCRIBEs 0.5 s apart"
+    m.note = ("typed stream handles (pydantic model per message); SUBSCRIBEs 0.5 s apart; "
+              + VARIANTS["binance-sdk-spot"][variant])
+
+    def on_message(event: Any) -> None:
+        m.frames += 1
+        m.on_event(event)
 
     async def main() -> None:
         client = Spot(config_ws_streams=ConfigurationWebSocketStreams(
@@ -174,21 +260,25 @@ def binance_sdk_spot(m: Meter, port: int) -> None:
                           lambda: conn.book_ticker(symbol="btcusdt"),
                           lambda: conn.trade(symbol="btcusdt"),
                           lambda: conn.agg_trade(symbol="btcusdt")):
-            (await subscribe()).on("message", m.on_event)
+            (await subscribe()).on("message", on_message)
         await asyncio.Event().wait()
 
     in_thread_loop(main)
 
 
-def ccxt_pro(m: Meter, port: int) -> None:
+def ccxt_pro(m: Meter, port: int, variant: str) -> None:
     import ccxt.pro as ccxtpro
-    m.note = ("every frame counted in handle_message (watch_* return coalesced updates); "
-              "tradesLimit 10^6; URL <port>/stream.binance.com/ws/<n>")
+    m.note = ("watch_order_book (depth@100ms, keeps a book) + watch_bids_asks (bookTicker) + "
+              "watch_trades (@trade: it takes no aggTrade); every frame counted in "
+              "handle_message (watch_* return coalesced updates); URL "
+              "<port>/stream.binance.com/ws/<n>; " + VARIANTS["ccxt.pro"][variant])
 
     async def main() -> None:
-        ex = ccxtpro.binance({"options": {"fetchMarkets": {"types": ["spot"]},
-                                          "fetchCurrencies": False, "defaultType": "spot",
-                                          "tradesLimit": 1_000_000}})
+        options: dict[str, Any] = {"fetchMarkets": {"types": ["spot"]},
+                                   "fetchCurrencies": False, "defaultType": "spot"}
+        if variant == "trades":
+            options["tradesLimit"] = 1_000_000
+        ex = ccxtpro.binance({"options": options})
         ex.urls["api"]["public"] = f"http://127.0.0.1:{port}/api/v3"
         ex.urls["api"]["private"] = f"http://127.0.0.1:{port}/api/v3"
         # peer-clients.md: ccxt decides spot vs futures from the URL text, so Binance's
@@ -199,7 +289,9 @@ def ccxt_pro(m: Meter, port: int) -> None:
 
         def handle(client: Any, message: Any) -> Any:
             r = orig(client, message)
-            m.on_event(message)
+            if not is_reply(message):
+                m.frames += 1
+                m.on_event(message)
             return r
 
         ex.handle_message = handle
@@ -221,23 +313,50 @@ LIBS = {"python-binance": python_binance, "cryptofeed": cryptofeed,
         "ccxt.pro": ccxt_pro}
 
 
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {}
+    for dist in ("python-binance", "cryptofeed", "uvloop", "unicorn-binance-websocket-api",
+                 "binance-sdk-spot", "ccxt", "websockets", "aiohttp"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", required=True, choices=sorted(LIBS))
+    ap.add_argument("--variant", default="default")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--workload", default="rec")
+    ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--seconds", type=float, default=5.0)
     ns = ap.parse_args()
+    if ns.variant not in VARIANTS[ns.lib]:
+        raise SystemExit(f"{ns.lib}: unknown variant {ns.variant!r}")
     logging.basicConfig(level=getattr(logging, os.environ.get("PEER_LOG", "CRITICAL")))
+    end: list[int] = []
+
+    def read_end() -> None:
+        line = sys.stdin.readline().split()
+        if line and line[0] == "END":
+            end.extend(int(v) for v in line[1:3])
+
     m = Meter()
     try:
-        LIBS[ns.lib](m, ns.port)
-        result = m.measure(ns.workload, ns.seconds)
+        wait_port(ns.port)
+        LIBS[ns.lib](m, ns.port, ns.variant)
+        result = m.measure(ns.warmup, ns.seconds)
+        threading.Thread(target=read_end, daemon=True).start()
+        result["drain_s"] = m.drain(end)
+        result.update(total=m.n, frames=m.frames, frames_kind="data", versions=versions())
         if ERRORS:
             result["errors"] = ERRORS[:3]
     except Exception as exc:  # noqa: BLE001
         detail = f" ({'; '.join(ERRORS[:2])})" if ERRORS else ""
-        result = {"error": f"{type(exc).__name__}: {exc}{detail}"[:400]}
+        result = {"error": f"{type(exc).__name__}: {exc}{detail}"[:400], "frames": m.frames,
+                  "total": m.n, "frames_kind": "data"}
     print("RESULT " + json.dumps(result, default=str), flush=True)
     os._exit(0)  # peers keep threads and sockets; the exchange process is stopped anyway
 

@@ -13,8 +13,16 @@ measured is the engine's own cost per message:
   give the slope, instructions per message, without startup or one-off costs (the first
   file opened, the first Arrow kernels).
 
+* ``--instr a,b,c,d`` counts instructions per message of the suite's engine rows (a)
+  decode+bus+counter, (b) + recorder, (c) + local order book, (d) all together, on the
+  suite's frames (the recordings plus the aggTrade derived from their trades), in *one*
+  valgrind process: per row, a warm-up, a callgrind dump (``--dump-before`` a marker
+  call), the measured frames (and the recorder's flush of them, writer thread included),
+  another dump. The measured dump alone is divided by its frames, so neither start-up
+  nor the warm-up's one-off costs count. bench/suite.py runs it beside its memory row.
+
 Usage: python bench/pipeline.py [--baseline DIR] [--repeat 7] [--callgrind]
-       [--callgrind-frames 10000,40000]
+       [--callgrind-frames 10000,40000] [--instr a,b,c,d [--instr-frames 2000,8000]]
 """
 
 from __future__ import annotations
@@ -47,16 +55,20 @@ def load_lines(limit: int | None) -> list[tuple[int, bytes]]:
     return out if limit is None else out[:limit]
 
 
-def settings(storage_dir: str) -> Any:
-    from engine.config import load_settings
-
+def settings_overrides(storage_dir: str) -> list[tuple[str, Any]]:
     overrides: list[tuple[str, Any]] = [
-        ("symbols", ["BTCUSDT"]), ("storage.enabled", True), ("storage.directory", storage_dir),
+        ("symbols", ["BTCUSDT"]), ("storage.directory", storage_dir),
         ("streams.depthUpdate.enabled", True), ("streams.depthUpdate.speed_ms", 100),
         ("connection.ws_url", "ws://127.0.0.1:1"), ("connection.rest_url", "http://127.0.0.1:1")]
     for kind in ("kline", "depthPartial", "miniTicker"):
         overrides.append((f"streams.{kind}.enabled", False))
-    return load_settings(None, overrides)
+    return overrides
+
+
+def settings(storage_dir: str) -> Any:
+    from engine.config import load_settings
+
+    return load_settings(None, [("storage.enabled", True), *settings_overrides(storage_dir)])
 
 
 def wire(engine: Any) -> tuple[Any, Any, Any, Any]:
@@ -118,10 +130,132 @@ async def run_worker(frames: int | None) -> dict[str, Any]:
             "rows": rows, "synced": book.synced, "applied": book.applied}
 
 
+MARK = os.getppid  # C function os_getppid: callgrind dumps its counters when it is entered
+MARK_SYMBOL = "os_getppid"
+INSTR_ROWS = {"a": "engine-a", "b": "engine-b", "c": "engine-c", "d": "engine-d"}
+
+
+def suite_lines(limit: int) -> list[tuple[int, bytes]]:
+    """The first ``limit`` lines of the suite's workload (aggTrade derived, as there)."""
+    from bench.suite import with_agg_trades
+
+    raw: list[bytes] = []
+    for name in RECORDINGS:
+        with gzip.open(REALDATA / name, "rb") as fh:
+            for line in fh:
+                if line.strip():
+                    raw.append(line.rstrip(b"\n"))
+                if len(raw) > limit:  # aggTrade lines add to it: enough
+                    break
+        if len(raw) > limit:
+            break
+    lines, _ = with_agg_trades(raw)
+    out = []
+    for line in lines[:limit]:
+        ns, _, body = line.partition(b" ")
+        out.append((int(ns), body))
+    return out
+
+
+async def instr_worker(rows: list[str], warmup: int, frames: int) -> dict[str, Any]:
+    """Under callgrind: each row's warm-up, MARK, its measured frames, MARK."""
+    lines = suite_lines(warmup + frames + 64)
+    return {INSTR_ROWS[row]: await instr_row(row, lines, warmup, frames) for row in rows}
+
+
+async def instr_row(row: str, lines: list[tuple[int, bytes]], warmup: int,
+                    frames: int) -> dict[str, Any]:
+    from engine.config import load_settings
+    from engine.engine import Engine
+
+    recorder_on, book_on = row in ("b", "d"), row in ("c", "d")
+    with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
+        # flushes only where feed() asks for them, not on a wall-clock timer that
+        # valgrind's slowdown would fire more often than at full speed (and at random)
+        engine = Engine(load_settings(None, [("storage.enabled", recorder_on),
+                                             ("storage.flush_interval_s", 300),
+                                             ("storage.flush_rows", 1_000_000),
+                                             *settings_overrides(tmp)]))
+        if not book_on:  # as the suite's rows: diff depth flows, no book kept
+            for c in engine.bus.consumers:
+                if c.name in ("books", "book-audit"):
+                    engine.bus.unsubscribe(c)
+        count: list[Any] = [0, None]
+
+        def counter(ev: Any) -> None:  # the suite's consumer work: count + keep the last
+            count[0] += 1
+            count[1] = ev
+
+        engine.bus.subscribe(counter, name="counter", mode="inline")
+        sink, book, decode_depth, recorder = wire(engine)
+        if recorder_on:
+            await recorder.start(True)
+        engine.bus.start()
+        pos = 0
+
+        async def feed(n: int) -> int:
+            """The next ``n`` data frames, BATCH per read, yielding like a socket."""
+            nonlocal pos
+            batch: list[bytes] = []
+            done = 0
+            while done < n and pos < len(lines):
+                ns, body = lines[pos]
+                pos += 1
+                if body.startswith(b'{"lastUpdateId"'):
+                    if batch:
+                        sink(batch, ns)
+                        batch = []
+                    book.on_snapshot(decode_depth(body, "BTCUSDT", 5000, ns))
+                    continue
+                batch.append(body)
+                done += 1
+                if len(batch) == BATCH:
+                    sink(batch, ns)
+                    batch = []
+                    await asyncio.sleep(0)
+            if batch:
+                sink(batch, lines[pos - 1][0])
+            await asyncio.sleep(0)
+            if recorder_on:
+                await recorder.close_files()  # the writer thread's share, too
+            return done
+
+        await feed(warmup)
+        MARK()
+        n = await feed(frames)
+        MARK()
+        await engine.bus.stop(1.0)
+        if recorder_on:
+            await recorder.stop()
+    return {"frames": n, "events": count[0], "synced": book.synced}
+
+
+def instructions_per_row(rows: list[str], warmup: int, frames: int) -> dict[str, Any]:
+    """One valgrind process for every row; the measured dumps are the even ones."""
+    with tempfile.TemporaryDirectory(prefix="bench-cg-") as tmp:
+        base = Path(tmp) / "cg.out"
+        res = run_in(ROOT, ["--instr-worker", ",".join(rows), "--instr-frames",
+                            f"{warmup},{frames}"],
+                     ["valgrind", "--tool=callgrind", f"--dump-before={MARK_SYMBOL}",
+                      f"--callgrind-out-file={base}", "--quiet"])
+        dumps = sorted(Path(tmp).glob("cg.out.*"), key=lambda p: int(p.suffix[1:]))
+        assert len(dumps) == 2 * len(rows), [p.name for p in dumps]
+        for i, row in enumerate(rows):
+            text = dumps[2 * i + 1].read_text()
+            total = int(next(ln for ln in text.splitlines() if ln.startswith("totals:"))
+                        .split()[1])
+            r = res[INSTR_ROWS[row]]
+            r["instructions"] = total
+            r["per_msg"] = total / r["frames"]
+    return {"warmup": warmup, "frames": frames, "detail": res,
+            "rows": {k: v["per_msg"] for k, v in res.items()}}
+
+
 def run_in(tree: Path, extra: list[str], valgrind: list[str] | None = None) -> dict[str, Any]:
     cmd = [*(valgrind or []), sys.executable, str(ROOT / "bench/pipeline.py"), "--worker",
            "--tree", str(tree), *extra]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=tree)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same set/dict orders every run
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=tree, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
             return dict(json.loads(line[7:]))
@@ -144,10 +278,33 @@ def main() -> None:
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--callgrind-frames", default="10000,40000",
                     help="the two run lengths the slope is taken between")
+    ap.add_argument("--instr", default="", metavar="ROWS",
+                    help="instructions/msg of the suite's engine rows, e.g. a,b,c,d (prints "
+                         "a table and 'INSTR <json>'; nothing else runs)")
+    ap.add_argument("--instr-frames", default="2000,8000", metavar="WARMUP,FRAMES")
+    ap.add_argument("--instr-worker", default="", help=argparse.SUPPRESS)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
     ap.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)
     ns = ap.parse_args()
+    warmup, frames = (int(v) for v in ns.instr_frames.split(","))
+    if ns.instr_worker:
+        sys.path.insert(0, str(ROOT))
+        res = asyncio.run(instr_worker(ns.instr_worker.split(","), warmup, frames))
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+    if ns.instr:
+        rows = ns.instr.split(",")
+        assert all(r in INSTR_ROWS for r in rows), rows
+        t0 = time.perf_counter()
+        res = instructions_per_row(rows, warmup, frames)
+        res["elapsed_s"] = time.perf_counter() - t0
+        print(f"instructions per message (callgrind; {frames:,} frames after {warmup:,} of "
+              f"warm-up; {res['elapsed_s']:.0f}s)")
+        for key, v in res["rows"].items():
+            print(f"  {key:10} {v:>10,.0f}")
+        print("INSTR " + json.dumps(res), flush=True)
+        return
     if ns.worker:
         sys.path.insert(0, str(ns.tree))  # that tree's engine
         import engine

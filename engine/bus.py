@@ -101,7 +101,7 @@ class Consumer:
         self._thread: threading.Thread | None = None
         # dispatch chosen once, not per event (the bus calls an inline callback itself)
         if policy is Overflow.KEEP_LATEST:
-            self.offer = self._offer_latest  # type: ignore[method-assign]
+            self.offer = self._offer_latest  # type: ignore[method-assign]  # once, not per event
 
     # -- publish side (hot path) --------------------------------------------------------
 

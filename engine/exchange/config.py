@@ -88,6 +88,15 @@ class ExchangeConfig:
     # Benchmarks: start only once *every* recorded stream has a subscriber (or 5 s after
     # the first), so clients that subscribe one stream at a time see the whole replay.
     replay_wait_all: bool = False
+    # Benchmarks: replay the recording this many times (0 = until replay_seconds), ids
+    # shifted each pass so they stay contiguous (replay.Passes); stop sending once
+    # replay_seconds have passed since the replay started (0 = no time limit).
+    replay_loops: int = 1
+    replay_seconds: float = 0.0
+    # Benchmarks: hold the replay until release_replay() (CLI: SIGUSR2), so a client can
+    # connect and subscribe while the previous run is still finishing.
+    replay_hold: bool = False
+    replay_cache: str | None = None  # looped replays: a file keeping what load_passes built
     warmup_ops: int = 200  # order-flow operations run before start so stats are not empty
     history_minutes: int = 0  # trade this long "in the past" first, so klines have history
 

@@ -74,9 +74,12 @@ class Connection:
         self._streams: dict[str, None] = {}
         self.control_log: list[Any] = []
         self.closed = False
-        self.close_code: int | None = None
+        self.close_code: int | None = None  # set when the exchange closes it
+        self.close_reason = ""
+        self.frames_sent = 0  # every frame written (control replies included)
+        self.replies = 0  # control replies queued (SUBSCRIBE & co.)
         self.stalled = False
-        self.queue: deque[str] = deque()
+        self.queue: deque[str | tuple[bytes, int]] = deque()  # texts, or framed chunks
         self.over_soft_since: float | None = None
         self._wake = asyncio.Event()
         self._incoming: deque[float] = deque()
@@ -98,6 +101,11 @@ class Connection:
     def streams(self) -> set[str]:
         return set(self._streams)
 
+    @property
+    def stream_names(self) -> dict[str, None]:
+        """The subscribed streams, without a copy (read-only)."""
+        return self._streams
+
     def add_stream(self, name: str) -> None:
         self._streams[name] = None
 
@@ -111,6 +119,13 @@ class Connection:
     @property
     def mul(self) -> int:
         return 1000 if self.micro else 1
+
+    def report(self) -> dict[str, Any]:
+        """What a benchmark checks a client against: frames sent, and how it ended."""
+        return {"id": self.id, "path": self.path, "streams": sorted(self._streams),
+                "frames_sent": self.frames_sent, "replies": self.replies,
+                "queued": len(self.queue), "closed": self.closed,
+                "close_code": self.close_code, "close_reason": self.close_reason}
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.path} streams={len(self._streams)}>"
@@ -127,6 +142,13 @@ class Connection:
             return
         self._wake.set()
 
+    def enqueue_frames(self, blob: bytes, n: int) -> None:
+        """Queue ``n`` frames already framed for the wire (a replay chunk: unmasked,
+        uncompressed text frames), written as they are."""
+        if not self._closing:
+            self.queue.append((blob, n))
+            self._wake.set()
+
     async def _writer(self) -> None:
         ws, stats, log = self.ws, self.ex.stats, self.ex.sent_log
         record = self.ex.config.record_sent
@@ -139,19 +161,25 @@ class Connection:
                     if not faults.active and self.transport is not None:
                         await self._write_batch(self.transport, record)
                         continue
-                    text = self.queue.popleft()
+                    item = self.queue.popleft()
+                    if isinstance(item, tuple):  # a framed chunk, on the frame-by-frame path
+                        self.queue.extendleft(reversed(_texts(item[0])))
+                        continue
+                    text = item
                     if faults.active:  # slow drip, truncated or reordered frames
                         if faults.drip_s > 0:
                             await asyncio.sleep(faults.drip_s)
                         for out in faults.outgoing(self, text):
                             await ws.send_str(out)
                             stats.frames_sent += 1
+                            self.frames_sent += 1
                             if record:
                                 log.append((self.id, out))
                         recent.append(text)
                         continue
                     await ws.send_str(text)
                     stats.frames_sent += 1
+                    self.frames_sent += 1
                     recent.append(text)
                     if record:
                         log.append((self.id, text))
@@ -171,7 +199,12 @@ class Connection:
         parts: list[bytes] = []
         n = 0
         while queue and n < BATCH:
-            text = queue.popleft()
+            item = queue.popleft()
+            if isinstance(item, tuple):  # already framed (Passes.chunk)
+                parts.append(item[0])
+                n += item[1]
+                continue
+            text = item
             data = text.encode()
             size = len(data)
             if size < 126:
@@ -189,6 +222,7 @@ class Connection:
             raise ConnectionError("transport closing")
         transport.write(b"".join(parts))
         self.ex.stats.frames_sent += n
+        self.frames_sent += n
         while transport.get_write_buffer_size() > HIGH_WATER and not transport.is_closing():
             await asyncio.sleep(0.001)  # the client is slower than we are: wait for it
 
@@ -198,6 +232,7 @@ class Connection:
             return
         self._closing = True
         self.close_code = code
+        self.close_reason = reason
         self._wake.set()
         self._tasks.append(asyncio.ensure_future(self._close(code, reason, timeout)))
 
@@ -311,4 +346,19 @@ class Connection:
             self.ex.unsubscribe(self, out.unsubscribe)
         if out.combined is not None:
             self.combined = out.combined
+        self.replies += 1
         self.enqueue(out.reply)
+
+
+def _texts(blob: bytes) -> list[str]:
+    """The texts of the server frames in ``blob`` (what ``enqueue_frames`` queued)."""
+    out, pos = [], 0
+    while pos < len(blob):
+        size, pos = blob[pos + 1] & 0x7F, pos + 2
+        if size == 126:
+            size, pos = int.from_bytes(blob[pos:pos + 2], "big"), pos + 2
+        elif size == 127:
+            size, pos = int.from_bytes(blob[pos:pos + 8], "big"), pos + 8
+        out.append(blob[pos:pos + size].decode())
+        pos += size
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,7 +60,23 @@ class LocalExchange:
         self._replay_go = asyncio.Event()
         self._replay_fallback: asyncio.TimerHandle | None = None
         self.replay_done = asyncio.Event()
-        if cfg.recording:
+        self.replay_passes = 0  # passes of the recording sent completely
+        self.replay_wall_s = 0.0  # how long the replay took, and the process CPU meanwhile
+        self.replay_cpu_s = 0.0
+        self._replay_stop_at = math.inf  # loop time the replay ends at (stop_replay: now)
+        self._replay_released = asyncio.Event()
+        if cfg.replay_loops <= 0 and cfg.replay_seconds <= 0:
+            raise ValueError("replay_loops=0 (loop until stopped) needs replay_seconds > 0")
+        self._passes: rp.Passes | None = None
+        if cfg.recording and cfg.replay_loops != 1:  # looped: the frames live in Passes
+            self._passes = rp.load_passes(cfg.recording, cfg.replay_cache,
+                                          prepare=cfg.replay_speed <= 0)
+            self._replay_symbol = self._passes.symbol
+            self._replay_symbols = frozenset(self._passes.symbols)
+            self._replay_streams = self._passes.streams
+            if self._passes.snapshot is not None:
+                self._replay_snap[self._replay_symbol] = self._passes.snapshot
+        elif cfg.recording:
             self._frames = rp.load(cfg.recording)
             self._replay_symbol = rp.symbol_of(self._frames)
             self._replay_symbols = frozenset(rp.symbols_of(self._frames))
@@ -118,7 +135,7 @@ class LocalExchange:
         self.port = int(self._runner.addresses[0][1])  # the port bound (port 0: a free one)
         self._tasks = [asyncio.ensure_future(c) for c in
                        (self._flow_loop(), self._depth_loop(), self._second_loop())]
-        if self._frames:
+        if self._frames or self._passes is not None:
             self._tasks.append(asyncio.ensure_future(self._replay_loop()))
 
     async def stop(self) -> None:
@@ -185,6 +202,22 @@ class LocalExchange:
     def notify_drained(self) -> None:
         """A connection's writer emptied its queue (rate=inf backpressure waits on it)."""
         self._drained.set()
+
+    def report(self) -> dict[str, Any]:
+        """Counters and every connection's :meth:`Connection.report` (open ones first)."""
+        return {"stats": self.stats.as_dict(), "replay_passes": self.replay_passes,
+                "replay_wall_s": self.replay_wall_s, "replay_cpu_s": self.replay_cpu_s,
+                "connections": [c.report() for c in (*self._conns.values(),
+                                                     *self.closed_connections)]}
+
+    def release_replay(self) -> None:
+        """Let a held replay (``replay_hold``) start (once its subscribers are there)."""
+        self._replay_released.set()
+
+    def stop_replay(self) -> None:
+        """End the replay now: nothing more is queued (what is queued is still sent);
+        benchmarks call it when their measurement window is over."""
+        self._replay_stop_at = 0.0
 
     def replay_snapshot(self, symbol: str) -> str | None:
         return self._replay_snap.get(symbol)
@@ -274,15 +307,20 @@ class LocalExchange:
             elif tag == EV_BOOK and b_on:
                 self._fan(names["bookTicker"], functools.partial(pl.book_ticker, m, ev))
 
-    async def _backpressure(self) -> None:
-        """rate=inf: wait while a connection is backlogged; drop chronically slow ones."""
+    async def _backpressure(self, backlog: int = 0, replay: bool = False) -> None:
+        """rate=inf: wait while a connection is backlogged (more than ``backlog`` queued
+        items; 0: the configured backpressure_backlog); drop chronically slow ones.
+        ``replay``: return as soon as the replay is to end (stop_replay)."""
         cfg = self.config
+        backlog = backlog or cfg.backpressure_backlog
         loop = asyncio.get_running_loop()
         for _ in range(10_000):
             now = loop.time()
+            if replay and now >= self._replay_stop_at:
+                return
             slow = False
             for c in self._conns.values():
-                if c.stalled or len(c.queue) <= cfg.backpressure_backlog:
+                if c.stalled or len(c.queue) <= backlog:
                     c.over_soft_since = None
                     continue
                 if c.over_soft_since is None:
@@ -420,32 +458,105 @@ class LocalExchange:
         cfg = self.config
         if cfg.replay_wait_for_subscriber:
             await self._replay_go.wait()
+        if cfg.replay_hold:
+            await self._replay_released.wait()
+        loop = asyncio.get_running_loop()
+        t0, c0 = loop.time(), time.process_time()
+        if cfg.replay_seconds > 0:
+            self._replay_stop_at = min(self._replay_stop_at, t0 + cfg.replay_seconds)
+        passes = self._passes
+        k = 0
+        while cfg.replay_loops <= 0 or k < cfg.replay_loops:
+            if passes is None:
+                sent = await self._replay_pass(
+                    (f.ns, f.stream, f.text, f.data) for f in self._frames)
+            elif (cfg.replay_speed <= 0 and passes.exact(k) and not cfg.record_sent
+                  and not self.faults.active):
+                sent = await self._replay_chunks(passes, k)
+            else:
+                sent = await self._replay_pass(passes.frames(k))
+            if not sent:
+                break
+            k += 1
+        self.replay_passes = k
+        self.replay_wall_s, self.replay_cpu_s = loop.time() - t0, time.process_time() - c0
+        self.replay_done.set()
+
+    async def _replay_pass(self, frames: rp.Pass) -> bool:
+        """Send one pass; False once the replay's end time is reached."""
+        cfg = self.config
         loop = asyncio.get_running_loop()
         speed = cfg.replay_speed
         sym = self._replay_symbol
+        stats, subs, bt = self.stats, self._subs, self._replay_bt
         t0 = loop.time()
-        ns0 = self._frames[0].ns
-        for i, f in enumerate(self._frames):
+        ns0 = -1
+        i = 0
+        for ns, stream, text, data in frames:
             if speed > 0:
-                due = t0 + (f.ns - ns0) / 1e9 / speed
+                if ns0 < 0:
+                    ns0 = ns
+                due = t0 + (ns - ns0) / 1e9 / speed
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            elif i % 256 == 0:
-                await self._backpressure()
+                if loop.time() >= self._replay_stop_at:
+                    return False
+            elif i & 255 == 0:
+                await self._backpressure(replay=True)
                 await asyncio.sleep(0)
-            self.stats.replay_frames += 1
-            if not f.stream:
-                self._replay_snap[sym] = f.text
+                if loop.time() >= self._replay_stop_at:
+                    return False
+            i += 1
+            stats.replay_frames += 1
+            if not stream:
+                self._replay_snap[sym] = text
                 continue
-            if f.stream.endswith("@bookTicker"):
-                self._replay_bt[f.stream.split("@", 1)[0].upper()] = f.data
-            conns = self._subs.get(f.stream)
+            if stream.endswith("@bookTicker"):
+                bt[stream.split("@", 1)[0].upper()] = data
+            conns = subs.get(stream)
             if conns:
                 for c in tuple(conns):
                     if not c.stalled:
-                        c.enqueue(f.text if c.combined else f.data)
-        self.replay_done.set()
+                        c.enqueue(text if c.combined else data)
+        return True
+
+    async def _replay_chunks(self, passes: rp.Passes, k: int) -> bool:
+        """The fast path of a looped ``--speed 0`` replay: each connection gets every
+        chunk of the pass as one pre-framed ``bytes`` (``Passes.chunk``)."""
+        loop = asyncio.get_running_loop()
+        limit = max(1, self.config.backpressure_backlog // rp.CHUNK)
+        streams = self._replay_streams
+        bridge = passes.bridge_text(k)
+        if bridge is not None:
+            for c in tuple(self._subs.get(bridge[0], ())):
+                if not c.stalled:
+                    c.enqueue(bridge[1] if c.combined else bridge[2])
+        sym = self._replay_symbol
+        for ci in range(passes.chunks):
+            await self._backpressure(limit, replay=True)
+            await asyncio.sleep(0)
+            if loop.time() >= self._replay_stop_at:
+                return False
+            kinds: dict[tuple[frozenset[str], bool], list[Connection]] = {}
+            for c in self._conns.values():
+                if c.stalled:
+                    continue
+                mine = streams.intersection(c.stream_names)
+                if mine:
+                    kinds.setdefault((frozenset(mine), c.combined), []).append(c)
+            for (names, combined), conns in kinds.items():
+                blob, n = passes.chunk(ci, k, names, combined)
+                if n:
+                    for c in conns:
+                        c.enqueue_frames(blob, n)
+            snaps, tickers = passes.meta[ci]
+            for i in snaps:
+                self._replay_snap[sym] = passes.render(i, k)
+            for symbol, i in tickers.items():
+                self._replay_bt[symbol] = passes.render(i, k)
+            self.stats.replay_frames += min(rp.CHUNK, len(passes.body) - ci * rp.CHUNK)
+        return True
 
     # ------------------------------------------------------------------ HTTP
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
