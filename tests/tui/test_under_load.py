@@ -24,6 +24,8 @@ from __future__ import annotations
 import importlib.util
 from types import ModuleType
 
+import pytest
+
 from tests.helpers import ROOT
 
 BENCH = ROOT / "bench" / "tui_under_load.py"
@@ -44,6 +46,9 @@ def load_bench() -> ModuleType:
     return module
 
 
+# `make test` traces coverage; a tracer on the loop thread is itself a block (7.8 long blocks/s
+# and key p50 68 ms under it, healthy tree), so this measurement runs untraced.
+@pytest.mark.no_cover
 async def test_loaded_feed_keeps_its_rate_and_the_ui_never_blocks_the_loop() -> None:
     bench = load_bench()  # the same measurement `make bench-components` reports
     result = await bench.scenario(bench.LOADED_RATE, seconds=1.5, warmup=1.0, presses=100)
