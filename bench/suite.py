@@ -67,6 +67,8 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.peer_worker import wait_port  # noqa: E402 - stdlib only, shared with the peers' venv
+
 REALDATA = ROOT.parent / "shared/realdata/hftbacktest"
 RECORDINGS = ("btcusdt_20240808.gz", "btcusdt_20240809.gz")
 SYMBOL = "BTCUSDT"
@@ -613,19 +615,6 @@ async def memory_run(meter: Meter, seconds: float) -> dict[str, Any]:
             "growth": (end - start) / start,
             "curve_mb": [round(samples[min(len(samples) - 1, i * len(samples) // 10)][1]
                                / 2**20, 1) for i in range(11)]}
-
-
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    """Until the exchange (started beside this worker) accepts connections."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def worker_main(ns: argparse.Namespace) -> None:

@@ -91,3 +91,15 @@ def read_kind(root: Path, kind: str) -> list[dict[str, Any]]:
         if pa.types.is_timestamp(f.type):
             table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
     return table.to_pylist()
+
+
+async def receive_texts(ws: Any, n: int, timeout: float) -> list[str]:
+    """The next ``n`` frames of an aiohttp WebSocket, each of which must be text."""
+    import aiohttp
+
+    out: list[str] = []
+    while len(out) < n:
+        msg = await ws.receive(timeout=timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        out.append(msg.data)
+    return out

@@ -89,6 +89,19 @@ def sent_by_stream(ex: LocalExchange) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+async def freeze_and_wait_received(ex: LocalExchange, proc: Proc
+                                   ) -> dict[str, list[dict[str, Any]]]:
+    """Stall the exchange (what it sent is then final) and wait until the process reports
+    receiving exactly that; returns what was sent, per stream."""
+    ex.faults.stall(True)
+    await asyncio.sleep(0)
+    sent = sent_by_stream(ex)
+    expected = {name: len(items) for name, items in sent.items()}
+    await wait_until(lambda: proc.totals() == expected, 20,
+                     f"the process to report receiving {expected}")
+    return sent
+
+
 def levels(rows: list[dict[str, float]]) -> list[list[float]]:
     return [[lv["price"], lv["qty"]] for lv in rows]
 
@@ -166,12 +179,7 @@ async def test_sigint_everything_sent_is_stored_exactly(tmp_path) -> None:
         try:
             await wait_until(lambda: len(ex.connections) == 1 and ex.stats.frames_sent > 3000,
                              30, "a few thousand frames sent")
-            ex.faults.stall(True)  # freeze what this connection has been sent
-            await asyncio.sleep(0)
-            sent = sent_by_stream(ex)
-            expected = {name: len(items) for name, items in sent.items()}
-            await wait_until(lambda: proc.totals() == expected, 20,
-                             f"the process to report receiving {expected}")
+            sent = await freeze_and_wait_received(ex, proc)  # freeze what was sent
             code = await proc.finish(signal.SIGINT)
         finally:
             if proc.p.poll() is None:
@@ -272,12 +280,7 @@ async def test_sigusr1_off_then_on_stores_every_row_received_after_the_resume(tm
             resume_at = len(ex.sent_log)  # sent from here on: received after the resume
             await wait_until(lambda: sum(p >= resume_at for p, _ in trades()) >= 50
                              and index.every_stream(), 20, "50 trades sent after the resume")
-            ex.faults.stall(True)
-            await asyncio.sleep(0)
-            sent = sent_by_stream(ex)
-            expected = {name: len(items) for name, items in sent.items()}
-            await wait_until(lambda: proc.totals() == expected, 20,
-                             f"the process to report receiving {expected}")
+            await freeze_and_wait_received(ex, proc)  # freeze what was sent
             assert [c.id for c in ex.connections] == [conn]  # no reconnect: in-order holds
             code = await proc.finish(signal.SIGINT)
             positions = {kind: index(stream)
@@ -326,16 +329,11 @@ async def test_sigint_with_every_row_still_in_memory_stores_all_that_was_sent(
             index = SentIndex(ex)
             await wait_until(lambda: len(ex.connections) == 1 and ex.stats.frames_sent > 1500
                              and index.every_stream(), 30, "frames sent on every stream")
-            ex.faults.stall(True)
-            await asyncio.sleep(0)
-            sent = sent_by_stream(ex)
-            expected = {name: len(items) for name, items in sent.items()}
-            await wait_until(lambda: proc.totals() == expected, 20,
-                             f"the process to report receiving {expected}")
+            sent = await freeze_and_wait_received(ex, proc)  # freeze what was sent
             rec = re.findall(r"REC\s+([\d,]+)\s+rows\s+\(([\d,]+)\s+on\s+disk",
                              proc.last_block())
             assert rec and rec[-1][1] == "0", f"rows were flushed before the stop: {rec[-1:]}"
-            assert int(rec[-1][0].replace(",", "")) >= sum(expected.values())
+            assert int(rec[-1][0].replace(",", "")) >= sum(map(len, sent.values()))
             code = await proc.finish(signal.SIGINT)
         finally:
             if proc.p.poll() is None:

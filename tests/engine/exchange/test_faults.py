@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from engine.exchange import ExchangeConfig, LocalExchange
+from tests.helpers import receive_texts
 from tests.helpers import wait_until as until
 
 
@@ -33,12 +34,7 @@ async def pinging_ex():
 
 
 async def texts(ws, n: int, timeout: float = 3.0) -> list[str]:
-    out = []
-    while len(out) < n:
-        msg = await ws.receive(timeout=timeout)
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        out.append(msg.data)
-    return out
+    return await receive_texts(ws, n, timeout)
 
 
 async def closing(ws) -> aiohttp.WSMessage:

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from engine.exchange import ExchangeConfig, LocalExchange
-from tests.helpers import SHARED
+from tests.helpers import SHARED, receive_texts
 
 REC = SHARED / "realdata/hftbacktest/btcusdt_20240808.first2000lines.txt"
 if not REC.exists():
@@ -20,13 +20,8 @@ SNAPSHOT = next(text for _, text in LINES if text.startswith('{"lastUpdateId"'))
 STREAMS = "btcusdt@depth@100ms/btcusdt@bookTicker/btcusdt@trade"
 
 
-async def collect(ws, n: int) -> list[str]:
-    out = []
-    while len(out) < n:
-        msg = await ws.receive(timeout=5)
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        out.append(msg.data)
-    return out
+async def collect(ws, n: int, timeout: float = 5.0) -> list[str]:
+    return await receive_texts(ws, n, timeout)
 
 
 async def test_replay_combined_is_byte_identical_and_rest_serves_snapshot():

@@ -17,7 +17,7 @@ import pytest
 from engine.exchange import ExchangeConfig, LocalExchange
 from engine.exchange.replay import load_passes, ws_header
 from engine.exchange.testing import BookRebuilder
-from tests.helpers import SHARED, wait_until
+from tests.helpers import SHARED, receive_texts, wait_until
 
 REC = SHARED / "realdata/hftbacktest/btcusdt_20240808.first2000lines.txt"
 if not REC.exists():
@@ -42,12 +42,7 @@ def looped_frames() -> list[str]:
 
 
 async def receive_all(ws, n: int, timeout: float = 10.0) -> list[str]:
-    out = []
-    while len(out) < n:
-        msg = await ws.receive(timeout=timeout)
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        out.append(msg.data)
-    return out
+    return await receive_texts(ws, n, timeout)
 
 
 async def test_three_passes_keep_every_id_contiguous_and_the_book_whole():
